@@ -1,0 +1,65 @@
+/**
+ * Typed access to strata_sys.c, strata's syscall shim (see the header of that file for why it
+ * exists). Every path and name here is a "latin1 string": one code unit per raw byte, so names that
+ * are not valid UTF-8 survive unchanged. Calls return a result or a negative errno; `sys` wraps the
+ * ones callers want as exceptions.
+ */
+import * as path from 'node:path'
+
+export interface DirList {
+  names: string[]
+  /** d_type per name (DT_DIR = 4, DT_REG = 8, DT_LNK = 10, DT_CHR = 2, DT_UNKNOWN = 0 ...) */
+  types: Uint8Array
+}
+
+export interface Native {
+  lstat(path: string, out: Float64Array): number
+  fstat(fd: number, out: Float64Array): number
+  statvfs(path: string, out: Float64Array): number
+  readdir(path: string): DirList | number
+  open(path: string, flags: number, mode: number): number
+  mkdir(path: string, mode: number): number
+  rmdir(path: string): number
+  unlink(path: string): number
+  symlink(target: string, path: string): number
+  readlink(path: string): string | number
+  link(existing: string, newPath: string): number
+  rename(from: string, to: string, flags: number): number
+  mknod(path: string, mode: number, major: number, minor: number): number
+  lchown(path: string, uid: number, gid: number): number
+  chmod(path: string, mode: number): number
+  utimens(path: string, aSec: number, aNsec: number, mSec: number, mNsec: number): number
+  futimens(fd: number, aSec: number, aNsec: number, mSec: number, mNsec: number): number
+  lgetxattr(path: string, name: string): Buffer | number
+  lsetxattr(path: string, name: string, value: Buffer, flags: number): number
+  llistxattr(path: string): string[] | number
+  lremovexattr(path: string, name: string): number
+  copyData(srcFd: number, dstFd: number, cb: (err: number, bytes: number) => void): void
+  RENAME_NOREPLACE: number
+  RENAME_EXCHANGE: number
+  RENAME_WHITEOUT: number
+  UTIME_NOW: number
+  UTIME_OMIT: number
+  XATTR_CREATE: number
+  XATTR_REPLACE: number
+}
+
+// dist/src/native/index.js and src/native/index.ts both sit two levels below the repo root.
+const root = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../..' : '../..')
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const native: Native = require(path.join(root, 'src/native/build/Release/strata_sys.node'))
+
+/** Indices into the Float64Array(16) that lstat/fstat fill. */
+export const ST = {
+  dev: 0, ino: 1, mode: 2, nlink: 3, uid: 4, gid: 5, rdev: 6, size: 7, blksize: 8, blocks: 9,
+  atimeSec: 10, atimeNsec: 11, mtimeSec: 12, mtimeNsec: 13, ctimeSec: 14, ctimeNsec: 15,
+} as const
+
+export const newStatBuf = (): Float64Array => new Float64Array(16)
+
+/** Converts a host path given as a normal (UTF-8) JS string into strata's latin1 form. */
+export const toLatin1 = (s: string): string => Buffer.from(s, 'utf8').toString('latin1')
+/** Converts strata's latin1 form back to a normal JS string (for messages and Node's fs). */
+export const fromLatin1 = (s: string): string => Buffer.from(s, 'latin1').toString('utf8')
+/** A Buffer of the raw bytes, for Node's fs calls that take a path. */
+export const pathBuf = (s: string): Buffer => Buffer.from(s, 'latin1')

@@ -1,0 +1,494 @@
+// strata_sys: the Linux syscalls Node's fs module does not offer (or offers lossily), for stratafs.
+//
+// Why it exists: overlay semantics need xattrs (trusted.overlay.opaque), mknod (whiteouts are
+// character devices 0/0), utimensat with nanoseconds and UTIME_NOW/UTIME_OMIT (Node takes float
+// seconds), renameat2 (RENAME_WHITEOUT/RENAME_EXCHANGE make whiteout+rename atomic), and
+// SEEK_DATA/SEEK_HOLE + copy_file_range for sparse, in-kernel copy-up.
+//
+// Conventions, kept for speed on the request path:
+// - paths and names are JS strings whose code units are the raw bytes (latin1), so any byte
+//   sequence a layer holds (invalid UTF-8 included) round-trips exactly;
+// - calls return a non-negative result or -errno; nothing throws except on wrong argument types;
+// - nothing follows a symlink in the last component (l* variants, AT_SYMLINK_NOFOLLOW).
+// Only copy_data runs off the JS thread (it moves file data); the rest are quick metadata calls.
+#define _GNU_SOURCE
+#include <node_api.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
+#include <linux/fs.h>
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+#ifndef RENAME_WHITEOUT
+#define RENAME_WHITEOUT (1 << 2)
+#endif
+
+#define PATH_BUF 4097
+#define XATTR_BUF 65536
+
+#define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, #call " failed"); return NULL; } } while (0)
+#define ARGS(n) size_t argc = n; napi_value argv[n]; CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL))
+
+static napi_value ret_int(napi_env env, double v) {
+  napi_value out;
+  napi_create_double(env, v, &out);
+  return out;
+}
+
+static napi_value ret_errno(napi_env env) { return ret_int(env, -errno); }
+
+// Reads a latin1 string argument into buf; returns 0, or -ENAMETOOLONG / -EINVAL.
+static int get_latin1(napi_env env, napi_value v, char *buf, size_t cap) {
+  size_t len;
+  if (napi_get_value_string_latin1(env, v, NULL, 0, &len) != napi_ok) return -EINVAL;
+  if (len + 1 > cap) return -ENAMETOOLONG;
+  if (napi_get_value_string_latin1(env, v, buf, cap, &len) != napi_ok) return -EINVAL;
+  if (strlen(buf) != len) return -EINVAL; // embedded NUL
+  return 0;
+}
+
+#define PATH_ARG(name, idx) char name[PATH_BUF]; { int e_ = get_latin1(env, argv[idx], name, sizeof(name)); if (e_) return ret_int(env, e_); }
+
+static int64_t get_i64(napi_env env, napi_value v) {
+  int64_t out = 0;
+  napi_get_value_int64(env, v, &out);
+  return out;
+}
+
+static uint32_t get_u32(napi_env env, napi_value v) {
+  uint32_t out = 0;
+  napi_get_value_uint32(env, v, &out);
+  return out;
+}
+
+static napi_value latin1(napi_env env, const char *s, size_t len) {
+  napi_value out;
+  napi_create_string_latin1(env, s, len, &out);
+  return out;
+}
+
+// stat layout shared with src/native/index.ts (STAT_* indices).
+static void fill_stat(double *o, const struct stat *st) {
+  o[0] = (double) st->st_dev;
+  o[1] = (double) st->st_ino;
+  o[2] = (double) st->st_mode;
+  o[3] = (double) st->st_nlink;
+  o[4] = (double) st->st_uid;
+  o[5] = (double) st->st_gid;
+  o[6] = (double) st->st_rdev;
+  o[7] = (double) st->st_size;
+  o[8] = (double) st->st_blksize;
+  o[9] = (double) st->st_blocks;
+  o[10] = (double) st->st_atim.tv_sec;
+  o[11] = (double) st->st_atim.tv_nsec;
+  o[12] = (double) st->st_mtim.tv_sec;
+  o[13] = (double) st->st_mtim.tv_nsec;
+  o[14] = (double) st->st_ctim.tv_sec;
+  o[15] = (double) st->st_ctim.tv_nsec;
+}
+
+static int get_stat_out(napi_env env, napi_value v, double **out) {
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, NULL, NULL) != napi_ok) return -1;
+  if (type != napi_float64_array || length < 16) return -1;
+  *out = (double *) data;
+  return 0;
+}
+
+// lstat(path, out: Float64Array(16)) -> 0 | -errno
+static napi_value n_lstat(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  PATH_ARG(path, 0);
+  double *out;
+  if (get_stat_out(env, argv[1], &out)) { napi_throw_type_error(env, NULL, "out must be Float64Array(16)"); return NULL; }
+  struct stat st;
+  if (lstat(path, &st) < 0) return ret_errno(env);
+  fill_stat(out, &st);
+  return ret_int(env, 0);
+}
+
+// fstat(fd, out) -> 0 | -errno
+static napi_value n_fstat(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  double *out;
+  if (get_stat_out(env, argv[1], &out)) { napi_throw_type_error(env, NULL, "out must be Float64Array(16)"); return NULL; }
+  struct stat st;
+  if (fstat((int) get_i64(env, argv[0]), &st) < 0) return ret_errno(env);
+  fill_stat(out, &st);
+  return ret_int(env, 0);
+}
+
+// statvfs(path, out: Float64Array(16)) -> 0 | -errno; out = bsize, frsize, blocks, bfree, bavail,
+// files, ffree, favail, fsid, flag, namemax
+static napi_value n_statvfs(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  PATH_ARG(path, 0);
+  double *o;
+  if (get_stat_out(env, argv[1], &o)) { napi_throw_type_error(env, NULL, "out must be Float64Array(16)"); return NULL; }
+  struct statvfs s;
+  if (statvfs(path, &s) < 0) return ret_errno(env);
+  o[0] = s.f_bsize; o[1] = s.f_frsize; o[2] = s.f_blocks; o[3] = s.f_bfree; o[4] = s.f_bavail;
+  o[5] = s.f_files; o[6] = s.f_ffree; o[7] = s.f_favail; o[8] = s.f_fsid; o[9] = s.f_flag; o[10] = s.f_namemax;
+  return ret_int(env, 0);
+}
+
+// readdir(path) -> { names: string[], types: Uint8Array (d_type) } | -errno. Skips "." and "..".
+static napi_value n_readdir(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  PATH_ARG(path, 0);
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return ret_errno(env);
+  DIR *dir = fdopendir(fd);
+  if (!dir) { int e = errno; close(fd); return ret_int(env, -e); }
+  size_t cap = 64, n = 0;
+  unsigned char *types = malloc(cap);
+  napi_value names;
+  napi_create_array(env, &names);
+  struct dirent *de;
+  errno = 0;
+  while ((de = readdir(dir)) != NULL) {
+    const char *nm = de->d_name;
+    if (nm[0] == '.' && (nm[1] == 0 || (nm[1] == '.' && nm[2] == 0))) continue;
+    if (n == cap) { cap *= 2; types = realloc(types, cap); }
+    types[n] = de->d_type;
+    napi_set_element(env, names, (uint32_t) n, latin1(env, nm, strlen(nm)));
+    n++;
+  }
+  int e = errno;
+  closedir(dir);
+  if (e) { free(types); return ret_int(env, -e); }
+  void *tdata;
+  napi_value ab, tarr, out;
+  napi_create_arraybuffer(env, n, &tdata, &ab);
+  if (n) memcpy(tdata, types, n);
+  free(types);
+  napi_create_typedarray(env, napi_uint8_array, n, ab, 0, &tarr);
+  napi_create_object(env, &out);
+  napi_set_named_property(env, out, "names", names);
+  napi_set_named_property(env, out, "types", tarr);
+  return out;
+}
+
+// open(path, flags, mode) -> fd | -errno. Callers add O_NOFOLLOW where the last component must not be a link.
+static napi_value n_open(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  PATH_ARG(path, 0);
+  int fd = open(path, (int) get_i64(env, argv[1]) | O_CLOEXEC, (mode_t) get_u32(env, argv[2]));
+  return fd < 0 ? ret_errno(env) : ret_int(env, fd);
+}
+
+static napi_value n_mkdir(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  PATH_ARG(path, 0);
+  return mkdir(path, (mode_t) get_u32(env, argv[1])) < 0 ? ret_errno(env) : ret_int(env, 0);
+}
+
+static napi_value n_rmdir(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  PATH_ARG(path, 0);
+  return rmdir(path) < 0 ? ret_errno(env) : ret_int(env, 0);
+}
+
+static napi_value n_unlink(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  PATH_ARG(path, 0);
+  return unlink(path) < 0 ? ret_errno(env) : ret_int(env, 0);
+}
+
+// symlink(target, linkpath)
+static napi_value n_symlink(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  PATH_ARG(target, 0);
+  PATH_ARG(path, 1);
+  return symlink(target, path) < 0 ? ret_errno(env) : ret_int(env, 0);
+}
+
+// readlink(path) -> string | -errno
+static napi_value n_readlink(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  PATH_ARG(path, 0);
+  char buf[PATH_BUF];
+  ssize_t n = readlink(path, buf, sizeof(buf));
+  if (n < 0) return ret_errno(env);
+  if ((size_t) n >= sizeof(buf)) return ret_int(env, -ENAMETOOLONG);
+  return latin1(env, buf, (size_t) n);
+}
+
+// link(existing, newpath): never follows a symlink at existing (linkat without AT_SYMLINK_FOLLOW).
+static napi_value n_link(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  PATH_ARG(from, 0);
+  PATH_ARG(to, 1);
+  return linkat(AT_FDCWD, from, AT_FDCWD, to, 0) < 0 ? ret_errno(env) : ret_int(env, 0);
+}
+
+// rename(from, to, flags): renameat2 with RENAME_NOREPLACE / RENAME_EXCHANGE / RENAME_WHITEOUT.
+static napi_value n_rename(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  PATH_ARG(from, 0);
+  PATH_ARG(to, 1);
+  unsigned int flags = get_u32(env, argv[2]);
+  long r = flags ? syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, flags) : rename(from, to);
+  return r < 0 ? ret_errno(env) : ret_int(env, 0);
+}
+
+// mknod(path, mode, major, minor)
+static napi_value n_mknod(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  PATH_ARG(path, 0);
+  dev_t dev = makedev(get_u32(env, argv[2]), get_u32(env, argv[3]));
+  return mknod(path, (mode_t) get_u32(env, argv[1]), dev) < 0 ? ret_errno(env) : ret_int(env, 0);
+}
+
+// lchown(path, uid, gid); -1 (as 0xffffffff) leaves a field unchanged.
+static napi_value n_lchown(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  PATH_ARG(path, 0);
+  return lchown(path, (uid_t) get_u32(env, argv[1]), (gid_t) get_u32(env, argv[2])) < 0 ? ret_errno(env) : ret_int(env, 0);
+}
+
+// chmod(path, mode): the last component must not be a symlink (checked by open O_PATH|O_NOFOLLOW).
+static napi_value n_chmod(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  PATH_ARG(path, 0);
+  int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return ret_errno(env);
+  char proc[64];
+  snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+  struct stat st;
+  int r;
+  if (fstat(fd, &st) == 0 && S_ISLNK(st.st_mode)) { errno = EOPNOTSUPP; r = -1; }
+  else r = chmod(proc, (mode_t) get_u32(env, argv[1]));
+  int e = errno;
+  close(fd);
+  return r < 0 ? ret_int(env, -e) : ret_int(env, 0);
+}
+
+// utimens(path, atime_sec, atime_nsec, mtime_sec, mtime_nsec); nsec may be UTIME_NOW / UTIME_OMIT.
+static napi_value n_utimens(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  PATH_ARG(path, 0);
+  struct timespec ts[2];
+  ts[0].tv_sec = (time_t) get_i64(env, argv[1]);
+  ts[0].tv_nsec = (long) get_i64(env, argv[2]);
+  ts[1].tv_sec = (time_t) get_i64(env, argv[3]);
+  ts[1].tv_nsec = (long) get_i64(env, argv[4]);
+  return utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW) < 0 ? ret_errno(env) : ret_int(env, 0);
+}
+
+// futimens(fd, atime_sec, atime_nsec, mtime_sec, mtime_nsec)
+static napi_value n_futimens(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  struct timespec ts[2];
+  ts[0].tv_sec = (time_t) get_i64(env, argv[1]);
+  ts[0].tv_nsec = (long) get_i64(env, argv[2]);
+  ts[1].tv_sec = (time_t) get_i64(env, argv[3]);
+  ts[1].tv_nsec = (long) get_i64(env, argv[4]);
+  return futimens((int) get_i64(env, argv[0]), ts) < 0 ? ret_errno(env) : ret_int(env, 0);
+}
+
+// lgetxattr(path, name) -> Buffer | -errno
+static napi_value n_lgetxattr(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  PATH_ARG(path, 0);
+  PATH_ARG(name, 1);
+  char *buf = malloc(XATTR_BUF);
+  ssize_t n = lgetxattr(path, name, buf, XATTR_BUF);
+  if (n < 0) { int e = errno; free(buf); return ret_int(env, -e); }
+  napi_value out;
+  void *data;
+  napi_create_buffer_copy(env, (size_t) n, buf, &data, &out);
+  free(buf);
+  return out;
+}
+
+// lsetxattr(path, name, value: Buffer, flags) -> 0 | -errno
+static napi_value n_lsetxattr(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  PATH_ARG(path, 0);
+  PATH_ARG(name, 1);
+  void *data;
+  size_t len;
+  if (napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok) { napi_throw_type_error(env, NULL, "value must be a Buffer"); return NULL; }
+  return lsetxattr(path, name, data, len, (int) get_u32(env, argv[3])) < 0 ? ret_errno(env) : ret_int(env, 0);
+}
+
+// llistxattr(path) -> string[] | -errno
+static napi_value n_llistxattr(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  PATH_ARG(path, 0);
+  char *buf = malloc(XATTR_BUF);
+  ssize_t n = llistxattr(path, buf, XATTR_BUF);
+  if (n < 0) { int e = errno; free(buf); return ret_int(env, -e); }
+  napi_value out;
+  napi_create_array(env, &out);
+  uint32_t i = 0;
+  for (ssize_t p = 0; p < n;) {
+    size_t l = strlen(buf + p);
+    if (l) napi_set_element(env, out, i++, latin1(env, buf + p, l));
+    p += (ssize_t) l + 1;
+  }
+  free(buf);
+  return out;
+}
+
+static napi_value n_lremovexattr(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  PATH_ARG(path, 0);
+  PATH_ARG(name, 1);
+  return lremovexattr(path, name) < 0 ? ret_errno(env) : ret_int(env, 0);
+}
+
+// ---- copy_data(srcFd, dstFd, callback(err, bytes)): sparse-preserving copy on a worker thread ----
+
+typedef struct {
+  int src, dst;
+  int err;
+  double bytes;
+  napi_ref cb;
+  napi_async_work work;
+} copy_job_t;
+
+// Copies [off, end) from src to dst at the same offsets: copy_file_range (reflink or in-kernel
+// copy on most filesystems), falling back to pread/pwrite where it is not supported.
+static int copy_extent(int src, int dst, off_t off, off_t end, double *bytes) {
+  static __thread char *buf = NULL;
+  while (off < end) {
+    size_t want = (size_t) (end - off > (1 << 30) ? (1 << 30) : end - off);
+    loff_t in = off, out = off;
+    ssize_t n = copy_file_range(src, &in, dst, &out, want, 0);
+    if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL)) {
+      if (!buf) buf = malloc(1 << 20);
+      ssize_t r = pread(src, buf, want > (1 << 20) ? (1 << 20) : want, off);
+      if (r < 0) return -errno;
+      if (r == 0) return 0;
+      ssize_t w = 0;
+      while (w < r) {
+        ssize_t k = pwrite(dst, buf + w, (size_t) (r - w), off + w);
+        if (k < 0) return -errno;
+        w += k;
+      }
+      n = r;
+    } else if (n < 0) {
+      return -errno;
+    } else if (n == 0) {
+      return 0; // source shrank
+    }
+    off += n;
+    *bytes += (double) n;
+  }
+  return 0;
+}
+
+static void copy_execute(napi_env env, void *data) {
+  (void) env;
+  copy_job_t *job = data;
+  struct stat st;
+  if (fstat(job->src, &st) < 0) { job->err = -errno; return; }
+  off_t size = st.st_size, off = 0;
+  while (off < size) {
+    off_t data_at = lseek(job->src, off, SEEK_DATA);
+    if (data_at < 0) {
+      if (errno == ENXIO) break; // only a hole remains
+      if (errno == EINVAL) { data_at = off; } // no SEEK_DATA support: copy everything
+      else { job->err = -errno; return; }
+    }
+    off_t hole_at = lseek(job->src, data_at, SEEK_HOLE);
+    if (hole_at < 0) hole_at = size;
+    if (hole_at > size) hole_at = size;
+    int e = copy_extent(job->src, job->dst, data_at, hole_at, &job->bytes);
+    if (e) { job->err = e; return; }
+    off = hole_at;
+  }
+  // Trailing hole (and files that are all hole): set the size without writing blocks.
+  if (ftruncate(job->dst, size) < 0) { job->err = -errno; return; }
+}
+
+static void copy_complete(napi_env env, napi_status status, void *data) {
+  copy_job_t *job = data;
+  napi_value cb, global, argv[2];
+  napi_get_reference_value(env, job->cb, &cb);
+  napi_get_global(env, &global);
+  argv[0] = ret_int(env, status == napi_ok ? job->err : -ECANCELED);
+  argv[1] = ret_int(env, job->bytes);
+  napi_call_function(env, global, cb, 2, argv, NULL);
+  napi_delete_reference(env, job->cb);
+  napi_delete_async_work(env, job->work);
+  free(job);
+}
+
+static napi_value n_copy_data(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  copy_job_t *job = calloc(1, sizeof(copy_job_t));
+  job->src = (int) get_i64(env, argv[0]);
+  job->dst = (int) get_i64(env, argv[1]);
+  napi_create_reference(env, argv[2], 1, &job->cb);
+  napi_value name;
+  napi_create_string_utf8(env, "strata:copy_data", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, copy_execute, copy_complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return NULL;
+}
+
+static void export_fn(napi_env env, napi_value exports, const char *name, napi_callback fn) {
+  napi_value f;
+  napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, NULL, &f);
+  napi_set_named_property(env, exports, name, f);
+}
+
+static void export_num(napi_env env, napi_value exports, const char *name, double v) {
+  napi_set_named_property(env, exports, name, ret_int(env, v));
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  export_fn(env, exports, "lstat", n_lstat);
+  export_fn(env, exports, "fstat", n_fstat);
+  export_fn(env, exports, "statvfs", n_statvfs);
+  export_fn(env, exports, "readdir", n_readdir);
+  export_fn(env, exports, "open", n_open);
+  export_fn(env, exports, "mkdir", n_mkdir);
+  export_fn(env, exports, "rmdir", n_rmdir);
+  export_fn(env, exports, "unlink", n_unlink);
+  export_fn(env, exports, "symlink", n_symlink);
+  export_fn(env, exports, "readlink", n_readlink);
+  export_fn(env, exports, "link", n_link);
+  export_fn(env, exports, "rename", n_rename);
+  export_fn(env, exports, "mknod", n_mknod);
+  export_fn(env, exports, "lchown", n_lchown);
+  export_fn(env, exports, "chmod", n_chmod);
+  export_fn(env, exports, "utimens", n_utimens);
+  export_fn(env, exports, "futimens", n_futimens);
+  export_fn(env, exports, "lgetxattr", n_lgetxattr);
+  export_fn(env, exports, "lsetxattr", n_lsetxattr);
+  export_fn(env, exports, "llistxattr", n_llistxattr);
+  export_fn(env, exports, "lremovexattr", n_lremovexattr);
+  export_fn(env, exports, "copyData", n_copy_data);
+  export_num(env, exports, "RENAME_NOREPLACE", RENAME_NOREPLACE);
+  export_num(env, exports, "RENAME_EXCHANGE", RENAME_EXCHANGE);
+  export_num(env, exports, "RENAME_WHITEOUT", RENAME_WHITEOUT);
+  export_num(env, exports, "UTIME_NOW", UTIME_NOW);
+  export_num(env, exports, "UTIME_OMIT", UTIME_OMIT);
+  export_num(env, exports, "XATTR_CREATE", XATTR_CREATE);
+  export_num(env, exports, "XATTR_REPLACE", XATTR_REPLACE);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
