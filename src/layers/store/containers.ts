@@ -1,0 +1,167 @@
+/**
+ * Containers: an upper + work directory on top of an image's layers, mounted with stratafs.
+ *
+ *   containers/<id>/container.json   ContainerRecord (name, image, mount state)
+ *   containers/<id>/upper/           the container's changes, kernel overlayfs format
+ *   containers/<id>/work/            overlay workdir
+ *   containers/<id>/merged/          default mountpoint
+ *   containers/<id>/stratafs.log     the daemon's stderr
+ *
+ * Mounting runs `stratafs -o lowerdir=TOP:...:BOTTOM,upperdir=U,workdir=W MNT` (the binary is
+ * $STRATAFS_BIN or <repo>/bin/stratafs); stratafs exits 0 once the mount is live and serves in the
+ * background. A mount whose daemon died answers stat with ENOTCONN ("Transport endpoint is not
+ * connected"); mount and umount detect that and detach it first.
+ */
+import { spawnSync } from 'node:child_process'
+import * as crypto from 'node:crypto'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import { FsError } from '../../sys/errors'
+import { diffDir } from './layers'
+import { withLock } from './lock'
+import type { Op } from './ops'
+import { type ContainerRecord, findContainer, findImage, loadContainers, loadImages, saveContainer } from './records'
+import { type Store } from './store'
+
+const repoRoot = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../../..' : '../../..')
+export const stratafsBin = (): string => process.env.STRATAFS_BIN ?? path.join(repoRoot, 'bin', 'stratafs')
+
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/
+
+export async function createContainer(store: Store, op: Op, imageRef: string, name?: string): Promise<ContainerRecord> {
+  if (name !== undefined && !NAME_RE.test(name)) throw new FsError('EINVAL', `invalid container name "${name}"`)
+  const id = crypto.randomBytes(32).toString('hex')
+  const work = op.path('container')
+  fs.mkdirSync(work, { mode: 0o700 })
+  for (const d of ['upper', 'work', 'merged']) fs.mkdirSync(path.join(work, d), { mode: 0o755 })
+  return withLock(store, () => {
+    const img = findImage(loadImages(store), imageRef)
+    const containers = loadContainers(store)
+    const finalName = name ?? `c-${id.slice(0, 12)}`
+    if (containers.some((c) => c.name === finalName)) throw new FsError('EEXIST', `container name "${finalName}" is already in use`)
+    const rec: ContainerRecord = { id, name: finalName, image: img.id, created: new Date().toISOString() }
+    fs.writeFileSync(path.join(work, 'container.json'), JSON.stringify(rec, null, 2))
+    fs.renameSync(work, store.containerDir(id))
+    return rec
+  })
+}
+
+export function containerPaths(store: Store, c: ContainerRecord): { upper: string, work: string, merged: string, log: string } {
+  const dir = store.containerDir(c.id)
+  return { upper: path.join(dir, 'upper'), work: path.join(dir, 'work'), merged: path.join(dir, 'merged'), log: path.join(dir, 'stratafs.log') }
+}
+
+/** Lower dirs of a container's image, top layer first (overlayfs lowerdir order). */
+export function lowerDirs(store: Store, c: ContainerRecord): string[] {
+  const img = findImage(loadImages(store), c.image)
+  return img.layers.map((d) => diffDir(store, d)).reverse()
+}
+
+function unescapeMountinfo(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)))
+}
+
+export function isMountpoint(mnt: string): boolean {
+  const abs = path.resolve(mnt)
+  const lines = fs.readFileSync('/proc/self/mountinfo', 'latin1').split('\n')
+  return lines.some((l) => {
+    const f = l.split(' ')
+    return f[4] !== undefined && Buffer.from(unescapeMountinfo(f[4]), 'latin1').toString('utf8') === abs
+  })
+}
+
+/** 'live', 'stale' (ENOTCONN: daemon gone) or 'none'. */
+export function mountState(mnt: string): 'live' | 'stale' | 'none' {
+  try {
+    fs.statSync(mnt)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOTCONN') return 'stale'
+    return 'none'
+  }
+  return isMountpoint(mnt) ? 'live' : 'none'
+}
+
+function detach(mnt: string): void {
+  const attempts: [string, string[]][] = [['fusermount3', ['-u', mnt]], ['fusermount', ['-u', mnt]], ['umount', ['-l', mnt]]]
+  const errors: string[] = []
+  for (const [cmd, args] of attempts) {
+    const r = spawnSync(cmd, args, { encoding: 'utf8' })
+    if (r.status === 0) return
+    errors.push(`${cmd}: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`)
+    if (!isMountpoint(mnt)) return
+  }
+  throw new FsError('EBUSY', `cannot unmount ${mnt}: ${errors.join('; ')}`)
+}
+
+export async function mountContainer(store: Store, ref: string, mnt?: string): Promise<{ container: ContainerRecord, mountpoint: string, cleanedStale: boolean }> {
+  return withLock(store, () => {
+    const c = findContainer(loadContainers(store), ref)
+    const p = containerPaths(store, c)
+    const mountpoint = path.resolve(mnt ?? p.merged)
+    let cleanedStale = false
+    if (c.mount) {
+      const state = mountState(c.mount.mountpoint)
+      if (state === 'live') throw new FsError('EBUSY', `container ${c.name} is already mounted at ${c.mount.mountpoint}`)
+      if (state === 'stale') {
+        detach(c.mount.mountpoint)
+        cleanedStale = true
+      }
+      delete c.mount
+      saveContainer(store, c)
+    }
+    if (mountState(mountpoint) === 'stale') {
+      detach(mountpoint)
+      cleanedStale = true
+    }
+    fs.mkdirSync(mountpoint, { recursive: true })
+    if (isMountpoint(mountpoint)) throw new FsError('EBUSY', `${mountpoint} is already a mountpoint`)
+    const lowers = lowerDirs(store, c)
+    for (const d of [...lowers, p.upper, p.work]) {
+      if (/[:,]/.test(d)) throw new FsError('EINVAL', `store path ${d} contains ':' or ',' and cannot be passed to stratafs`)
+    }
+    const logFd = fs.openSync(p.log, 'a')
+    let r
+    try {
+      r = spawnSync(stratafsBin(), ['-o', `lowerdir=${lowers.join(':')},upperdir=${p.upper},workdir=${p.work}`, mountpoint], {
+        stdio: ['ignore', logFd, logFd],
+        timeout: 60_000,
+      })
+    } finally {
+      fs.closeSync(logFd)
+    }
+    if (r.error || r.status !== 0) {
+      const tail = fs.readFileSync(p.log, 'utf8').trim().split('\n').slice(-3).join(' | ')
+      throw new FsError('EIO', `stratafs failed to mount ${mountpoint} (${r.error?.message ?? `exit ${r.status}`}): ${tail}`)
+    }
+    if (!isMountpoint(mountpoint)) throw new FsError('EIO', `stratafs exited 0 but ${mountpoint} is not mounted`)
+    c.mount = { mountpoint, at: new Date().toISOString() }
+    saveContainer(store, c)
+    return { container: c, mountpoint, cleanedStale }
+  })
+}
+
+export async function umountContainer(store: Store, ref: string): Promise<{ container: ContainerRecord, mountpoint?: string, wasStale: boolean }> {
+  return withLock(store, () => {
+    const c = findContainer(loadContainers(store), ref)
+    if (!c.mount) throw new FsError('EINVAL', `container ${c.name} is not mounted`)
+    const mountpoint = c.mount.mountpoint
+    const state = mountState(mountpoint)
+    if (state !== 'none') detach(mountpoint)
+    delete c.mount
+    saveContainer(store, c)
+    return { container: c, mountpoint, wasStale: state === 'stale' }
+  })
+}
+
+export async function removeContainer(store: Store, op: Op, ref: string, force: boolean): Promise<ContainerRecord> {
+  return withLock(store, () => {
+    const c = findContainer(loadContainers(store), ref)
+    if (c.mount) {
+      const state = mountState(c.mount.mountpoint)
+      if (state === 'live' && !force) throw new FsError('EBUSY', `container ${c.name} is mounted at ${c.mount.mountpoint} (umount it or use --force)`)
+      if (state !== 'none') detach(c.mount.mountpoint)
+    }
+    op.discard(store.containerDir(c.id))
+    return c
+  })
+}
