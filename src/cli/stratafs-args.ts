@@ -1,0 +1,169 @@
+/**
+ * stratafs's command line, compatible with fuse-overlayfs (what podman and containers/storage run)
+ * and with mount.fuse (what `mount -t fuse.stratafs` and /etc/fstab run):
+ *
+ *   stratafs [-f] [-d] [--log-level L] -o lowerdir=TOP:...:BOTTOM[,upperdir=U,workdir=W][,...] MNT
+ *   stratafs SOURCE MNT -o OPTS
+ *
+ * Parsing only: no filesystem access here (see stratafs-validate.ts).
+ */
+export class UsageError extends Error {}
+
+export interface StratafsArgs {
+  source: string | null
+  mountpoint: string
+  lowers: string[]
+  upper: string | null
+  work: string | null
+  foreground: boolean
+  debug: boolean
+  logLevel: string | null
+  logFile: string | null
+  readOnly: boolean
+  fsync: boolean
+  /** mount flag words passed on to libfuse (dev, suid, ...) */
+  mountFlags: string[]
+  /** accepted for compatibility, not acted on */
+  ignored: string[]
+  help: boolean
+  version: boolean
+}
+
+/** Mount flag words libfuse understands and we pass through. */
+const PASSED = new Set(['dev', 'nodev', 'suid', 'nosuid', 'exec', 'noexec', 'atime', 'noatime', 'relatime',
+  'strictatime', 'nodiratime', 'diratime', 'sync', 'async', 'dirsync'])
+/** Words and options that need no action from stratafs (fstab, mount(8) and containers/storage vocabulary). */
+const IGNORED = new Set(['defaults', 'auto', 'noauto', 'user', 'nouser', 'users', 'owner', '_netdev', 'nofail',
+  'lazytime', 'nolazytime', 'noxattrs', 'private', 'shared', 'slave', 'rprivate', 'rshared', 'rslave',
+  'allow_other', 'allow_root', 'default_permissions', 'userxattr', 'nonempty', 'static_nlink', 'noacl', 'fast_ino'])
+const IGNORED_KEYS = new Set(['context', 'fscontext', 'defcontext', 'rootcontext', 'xattr_permissions',
+  'redirect_dir', 'index', 'metacopy', 'xino', 'nfs_export', 'max_read', 'threaded', 'timeout', 'comment', 'fsname', 'subtype'])
+
+/** Splits an -o string at commas outside double quotes (context="system_u:...,c1,c2"). Empty items are dropped. */
+export function splitOptions(s: string): string[] {
+  const out: string[] = []
+  let cur = ''
+  let quoted = false
+  for (const ch of s) {
+    if (ch === '"') quoted = !quoted
+    if (ch === ',' && !quoted) {
+      if (cur !== '') out.push(cur)
+      cur = ''
+    } else {
+      cur += ch
+    }
+  }
+  if (quoted) throw new UsageError(`unbalanced quote in options: ${s}`)
+  if (cur !== '') out.push(cur)
+  return out
+}
+
+/** Splits lowerdir at ':' (a '\:' is a literal colon, as in overlayfs). Empty entries are errors. */
+export function splitLowerdir(v: string): string[] {
+  const parts: string[] = []
+  let cur = ''
+  for (let i = 0; i < v.length; i++) {
+    const ch = v[i]!
+    if (ch === '\\' && i + 1 < v.length) {
+      cur += v[++i]
+    } else if (ch === ':') {
+      parts.push(cur)
+      cur = ''
+    } else {
+      cur += ch
+    }
+  }
+  parts.push(cur)
+  if (parts.some((p) => p === '')) throw new UsageError(`lowerdir has an empty entry: "${v}"`)
+  return parts
+}
+
+export function parseArgs(argv: string[]): StratafsArgs {
+  const a: StratafsArgs = {
+    source: null, mountpoint: '', lowers: [], upper: null, work: null, foreground: false, debug: false,
+    logLevel: null, logFile: null, readOnly: false, fsync: true, mountFlags: [], ignored: [], help: false, version: false,
+  }
+  const positional: string[] = []
+  const optionStrings: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    const value = (): string => {
+      const v = argv[++i]
+      if (v === undefined) throw new UsageError(`${arg} needs a value`)
+      return v
+    }
+    if (arg === '-h' || arg === '--help') a.help = true
+    else if (arg === '-V' || arg === '--version') a.version = true
+    else if (arg === '-f') a.foreground = true
+    else if (arg === '-d' || arg === '--debug') { a.debug = true; a.foreground = true }
+    else if (arg === '-s') { /* single-threaded: accepted, libfuse 2 high-level stays multi-threaded */ }
+    else if (arg === '-o') optionStrings.push(value())
+    else if (arg.startsWith('-o')) optionStrings.push(arg.slice(2))
+    else if (arg === '--log-level') a.logLevel = value()
+    else if (arg.startsWith('--log-level=')) a.logLevel = arg.slice('--log-level='.length)
+    else if (arg === '--log-file') a.logFile = value()
+    else if (arg.startsWith('--log-file=')) a.logFile = arg.slice('--log-file='.length)
+    else if (arg.startsWith('-') && arg !== '-') throw new UsageError(`unknown argument: ${arg}`)
+    else positional.push(arg)
+  }
+  if (a.help || a.version) return a
+  if (positional.length === 1) a.mountpoint = positional[0]!
+  else if (positional.length === 2) { a.source = positional[0]!; a.mountpoint = positional[1]! }
+  else if (positional.length === 0) throw new UsageError('no mountpoint given')
+  else throw new UsageError(`too many arguments: ${positional.join(' ')}`)
+
+  for (const item of optionStrings.flatMap(splitOptions)) applyOption(a, item)
+  if (a.lowers.length === 0) throw new UsageError('no lowerdir given (-o lowerdir=DIR[:DIR...])')
+  if (a.upper !== null && a.work === null) throw new UsageError('upperdir needs a workdir')
+  if (a.work !== null && a.upper === null) throw new UsageError('workdir needs an upperdir')
+  return a
+}
+
+function applyOption(a: StratafsArgs, item: string): void {
+  const eq = item.indexOf('=')
+  const key = eq < 0 ? item : item.slice(0, eq)
+  const val = eq < 0 ? null : item.slice(eq + 1)
+  const need = (): string => {
+    if (val === null || val === '') throw new UsageError(`option ${key} needs a value`)
+    return val
+  }
+  switch (key) {
+    case 'lowerdir': a.lowers.push(...splitLowerdir(need())); return
+    case 'upperdir': a.upper = need(); return
+    case 'workdir': a.work = need(); return
+    case 'ro': a.readOnly = true; return
+    case 'rw': a.readOnly = false; return
+    case 'volatile': a.fsync = false; return
+    case 'fsync':
+      if (val !== '0' && val !== '1') throw new UsageError(`fsync takes 0 or 1, not "${val ?? ''}"`)
+      a.fsync = val === '1'
+      return
+    case 'debug': a.debug = true; return
+  }
+  if (key === 'uidmapping' || key === 'gidmapping' || key.startsWith('squash_to_')) {
+    throw new UsageError(`option ${key} is not supported by stratafs yet (ID mapping); use kernel overlayfs or fuse-overlayfs for user-namespaced containers`)
+  }
+  if (val === null && PASSED.has(key)) { a.mountFlags.push(key); return }
+  if ((val === null && IGNORED.has(key)) || IGNORED_KEYS.has(key) || key.startsWith('x-')) { a.ignored.push(item); return }
+  throw new UsageError(`unknown mount option: ${item}`)
+}
+
+export const USAGE = `usage: stratafs [-f] [-d] [--log-level LEVEL] [--log-file FILE] -o lowerdir=TOP:...:BOTTOM[,upperdir=U,workdir=W][,OPTS] MOUNTPOINT
+       stratafs SOURCE MOUNTPOINT -o OPTS            (the form mount.fuse and /etc/fstab use)
+
+Mounts the union of the read-only lower directories (top layer first) and the writable upper
+directory at MOUNTPOINT, with kernel overlayfs semantics and on-disk format. Without upperdir the
+mount is read-only. Returns once the mount is live and serves in the background; unmount with
+\`fusermount3 -u MOUNTPOINT\` or \`umount MOUNTPOINT\`.
+
+options:
+  lowerdir=A:B:...   read-only layers, top first ('\\:' for a literal colon)
+  upperdir=DIR       writable layer (kernel overlayfs format: whiteouts are 0/0 char devices)
+  workdir=DIR        scratch directory on the same filesystem as upperdir
+  ro                 read-only even with an upperdir
+  fsync=0, volatile  do not fsync copy-ups or pass fsync through (faster, not crash-safe)
+  dev,suid,...       mount flag words are passed on; defaults are dev,suid
+  -f                 stay in the foreground;  -d  debug output (implies -f)
+  --log-level L      trace|debug|info|warn|error (default warn, or $STRATA_LOG)
+  --log-file F       where the background daemon logs (default: nowhere)
+`

@@ -1,0 +1,139 @@
+/**
+ * Copy-up of one entry from a lower layer into the upper, and nothing else (no FUSE, no union
+ * rules). The copy is built under a temporary name in the work directory, given its owner, mode,
+ * xattrs and times there, and published into the upper with one rename, so a crash never leaves a
+ * partial entry in the upper (kernel overlayfs does the same: overlayfs.rst, "Copy up";
+ * containerd and fuse-overlayfs likewise build in a work dir). Leftovers in the work directory are
+ * removed at the next mount (WorkDir.clean).
+ *
+ * File data moves with copy_file_range off the JS thread and keeps the holes of sparse files
+ * (src/native copyData). Owner is set before mode because chown clears setuid/setgid bits, which
+ * copy-up keeps as overlayfs does. trusted.overlay.* xattrs of the source are never copied: an
+ * opaque marker from a lower layer must not make the upper directory opaque.
+ */
+import * as fs from 'node:fs'
+import { native, ST } from '../native'
+import { FsError } from '../sys/errors'
+import * as host from '../sys/hostfs'
+import { OVERLAY_XATTR_PREFIX } from '../layers/whiteout'
+
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants
+
+/** The private scratch directory inside the workdir (`<workdir>/work`, as kernel overlayfs names it). */
+export class WorkDir {
+  readonly abs: string
+  private seq = 0
+
+  constructor(workdir: string) {
+    this.abs = `${workdir}/work`
+  }
+
+  /** Creates the scratch directory and removes what an interrupted run left in it. */
+  prepare(): number {
+    if (!host.lstatOrNull(this.abs)) host.mkdir(this.abs, 0o700)
+    let removed = 0
+    for (const name of host.readdir(this.abs).names) {
+      host.removeTree(`${this.abs}/${name}`)
+      removed++
+    }
+    return removed
+  }
+
+  tempName(): string {
+    return `${this.abs}/#${process.pid.toString(36)}-${(this.seq++).toString(36)}`
+  }
+}
+
+export interface CopyUpOptions {
+  /** copy file contents (false for opens with O_TRUNC and truncate to 0) */
+  data: boolean
+  /** fsync file data before publishing (off with fsync=0 / volatile) */
+  fsync: boolean
+}
+
+/**
+ * Copies the entry at `srcAbs` (whose lstat is `st`) to `destAbs` in the upper.
+ * Returns the number of data bytes copied.
+ */
+export async function copyUpEntry(srcAbs: string, st: Float64Array, destAbs: string, work: WorkDir, opts: CopyUpOptions): Promise<number> {
+  const tmp = work.tempName()
+  const type = host.fileType(st[ST.mode]!)
+  let bytes = 0
+  try {
+    switch (type) {
+      case host.S_IFREG:
+        bytes = await copyFileData(srcAbs, tmp, opts)
+        break
+      case host.S_IFDIR:
+        host.mkdir(tmp, 0o700)
+        break
+      case host.S_IFLNK:
+        host.symlink(host.readlink(srcAbs), tmp)
+        break
+      default:
+        host.mknod(tmp, st[ST.mode]!, st[ST.rdev]!)
+    }
+    applyMetadata(srcAbs, st, tmp)
+    host.rename(tmp, destAbs)
+  } catch (err) {
+    try { host.removeTree(tmp) } catch { /* the original error matters more */ }
+    throw err
+  }
+  return bytes
+}
+
+/** Copy-up of a directory is metadata only, and synchronous. */
+export function copyUpDir(srcAbs: string, st: Float64Array, destAbs: string, work: WorkDir): void {
+  const tmp = work.tempName()
+  try {
+    host.mkdir(tmp, 0o700)
+    applyMetadata(srcAbs, st, tmp)
+    host.rename(tmp, destAbs)
+  } catch (err) {
+    try { host.removeTree(tmp) } catch { /* keep the original error */ }
+    throw err
+  }
+}
+
+async function copyFileData(srcAbs: string, tmp: string, opts: CopyUpOptions): Promise<number> {
+  const src = host.open(srcAbs, O_RDONLY | O_NOFOLLOW)
+  let dst = -1
+  try {
+    dst = host.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
+    const bytes = opts.data ? await copyData(src, dst, srcAbs) : 0
+    if (opts.fsync && bytes > 0) await new Promise<void>((resolve, reject) => fs.fsync(dst, (e) => e ? reject(e) : resolve()))
+    return bytes
+  } finally {
+    fs.closeSync(src)
+    if (dst >= 0) fs.closeSync(dst)
+  }
+}
+
+function copyData(src: number, dst: number, srcAbs: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    native.copyData(src, dst, (err, bytes) => err < 0 ? reject(FsError.fromErrno(err, 'copy_file_range', srcAbs)) : resolve(bytes))
+  })
+}
+
+/** Owner, then mode (chown clears set-id bits), then xattrs, then times (xattr writes touch ctime only). */
+export function applyMetadata(srcAbs: string, st: Float64Array, dest: string): void {
+  const type = host.fileType(st[ST.mode]!)
+  host.lchown(dest, st[ST.uid]!, st[ST.gid]!)
+  if (type !== host.S_IFLNK) host.chmod(dest, st[ST.mode]!)
+  copyXattrs(srcAbs, dest, type === host.S_IFLNK)
+  host.utimens(dest, st[ST.atimeSec]!, st[ST.atimeNsec]!, st[ST.mtimeSec]!, st[ST.mtimeNsec]!)
+}
+
+function copyXattrs(srcAbs: string, dest: string, isLink: boolean): void {
+  for (const name of host.listxattr(srcAbs)) {
+    if (name.startsWith(OVERLAY_XATTR_PREFIX)) continue
+    const value = host.getxattr(srcAbs, name)
+    if (value === null) continue
+    try {
+      host.setxattr(dest, name, value)
+    } catch (err) {
+      // user.* xattrs are not allowed on symlinks; nothing could have set them on the source either.
+      if (!(isLink && (err as FsError).code === 'EPERM')) throw err
+    }
+  }
+}

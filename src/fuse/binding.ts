@@ -1,0 +1,36 @@
+/**
+ * The compiled fuse-native binding (patched: patches/fuse-native+2.2.6.patch, see patches/README.md).
+ * strata talks to it directly instead of through fuse-native's JS class: one handler per op with no
+ * per-request closures or timers (its 15 s default op timeout would fail long copy-ups), our own
+ * stat layout (64-bit ino, nanosecond times) and the caller's uid/gid read from the request.
+ * This directory is the only place that imports fuse-native.
+ */
+import * as path from 'node:path'
+
+export interface FuseBinding {
+  sizeof_fuse_thread_t: number
+  offsetof_fuse_thread_locals_t_caller_uid: number
+  offsetof_fuse_thread_locals_t_caller_gid: number
+  offsetof_fuse_thread_locals_t_caller_pid: number
+  fuse_native_mount(mnt: string, opts: string, thread: Buffer, ctx: object, malloc: (size: number) => Buffer,
+    handlers: Array<((...args: never[]) => void) | undefined>, implemented: Uint32Array, onExit: () => void): void
+  fuse_native_unmount(mnt: string, thread: Buffer): void
+  [name: string]: unknown
+}
+
+const pkgDir = path.dirname(require.resolve('fuse-native/package.json'))
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const binding: FuseBinding = require('node-gyp-build')(pkgDir)
+
+/** The op names the binding dispatches, with their opcode. */
+export function opcode(name: string): number {
+  const code = binding[`op_${name}`]
+  if (typeof code !== 'number') throw new Error(`fuse-native has no op ${name}`)
+  return code
+}
+
+export function signalFn(name: string): (...args: unknown[]) => void {
+  const fn = binding[`fuse_native_signal_${name}`]
+  if (typeof fn !== 'function') throw new Error(`fuse-native has no signal for ${name}`)
+  return fn as (...args: unknown[]) => void
+}

@@ -1,0 +1,324 @@
+/**
+ * One adapter per FUSE op: decode the binding's arguments, call UnionFs, answer with exactly one
+ * signal carrying an integer result (fuse-native aborts the process, leaving the kernel request
+ * hanging, if a signal gets anything else). Every adapter catches; none throws.
+ *
+ * Argument shapes come from the patched fuse-native.c dispatchers: (threadLocals, opcode, ...args),
+ * paths are latin1 strings ('/a/b') or null for handle ops (flag_nopath).
+ */
+import * as fs from 'node:fs'
+import { FsError } from '../sys/errors'
+import type { Logger } from '../sys/log'
+import { relFromFuse } from '../sys/rel'
+import type { Caller, UnionFs } from '../union/union-fs'
+import { binding, opcode, signalFn } from './binding'
+import { toNegErrno } from './errno'
+import { packStat, packStatfs, typeOnlyStat } from './stat-pack'
+
+type Handler = (...args: never[]) => void
+const TWO32 = 4294967296
+const EMPTY_STAT = new Uint32Array(22)
+const EMPTY_STATFS = new Uint32Array(11)
+const UID_AT = binding.offsetof_fuse_thread_locals_t_caller_uid
+const GID_AT = binding.offsetof_fuse_thread_locals_t_caller_gid
+const PID_AT = binding.offsetof_fuse_thread_locals_t_caller_pid
+
+function callerOf(l: Buffer): Caller {
+  return { uid: l.readUInt32LE(UID_AT), gid: l.readUInt32LE(GID_AT), pid: l.readUInt32LE(PID_AT) }
+}
+
+function pathArg(p: string | null): string {
+  if (p === null) throw new FsError('ENOENT', 'the file was removed while open')
+  return relFromFuse(p)
+}
+
+/** The ArrayBuffer the binding detaches when a request ends; a fresh one when the kernel gave none. */
+const arrayBufferOf = (b: Buffer | undefined): ArrayBufferLike => b?.buffer ?? new ArrayBuffer(0)
+
+export interface HandlerTable {
+  handlers: Array<Handler | undefined>
+  implemented: Uint32Array
+}
+
+export function makeHandlers(union: UnionFs, log: Logger, onInit: () => void): HandlerTable {
+  const handlers: Array<Handler | undefined> = []
+  const implemented = new Uint32Array(35)
+  const stats = union.stats
+  const trace = log.isLevelEnabled('trace')
+
+  function fail(op: string, err: unknown, start: bigint): number {
+    const neg = toNegErrno(err, op, log)
+    stats.record(op, start, (err as FsError).code ?? 'EIO')
+    if (trace) log.trace({ op, err: (err as Error).message }, 'failed')
+    return neg
+  }
+
+  function def(name: string, fn: Handler): void {
+    const code = opcode(name)
+    handlers[code] = fn
+    implemented[code] = 1
+  }
+
+  /** Ops that answer with just a status; `fn` may be sync or async. */
+  function status(name: string, fn: (...args: never[]) => void | Promise<void>): void {
+    const signal = signalFn(name)
+    def(name, ((l: Buffer, _op: number, ...args: never[]) => {
+      const start = process.hrtime.bigint()
+      let result: void | Promise<void>
+      try {
+        result = fn(...args)
+      } catch (err) {
+        signal(l, fail(name, err, start))
+        return
+      }
+      if (result instanceof Promise) {
+        result.then(() => { stats.record(name, start, null); signal(l, 0) }, (err) => signal(l, fail(name, err, start)))
+      } else {
+        stats.record(name, start, null)
+        signal(l, 0)
+      }
+    }) as Handler)
+  }
+
+  /** Like status, but the op also needs the caller (for ownership of what it creates). */
+  function statusWithCaller(name: string, fn: (caller: Caller, ...args: never[]) => Promise<void>): void {
+    const signal = signalFn(name)
+    def(name, ((l: Buffer, _op: number, ...args: never[]) => {
+      const start = process.hrtime.bigint()
+      fn(callerOf(l), ...args).then(() => { stats.record(name, start, null); signal(l, 0) }, (err) => signal(l, fail(name, err, start)))
+    }) as Handler)
+  }
+
+  const signalInit = signalFn('init')
+  def('init', ((l: Buffer) => {
+    signalInit(l, 0)
+    onInit()
+  }) as Handler)
+
+  const signalGetattr = signalFn('getattr')
+  def('getattr', ((l: Buffer, _op: number, p: string | null) => {
+    const start = process.hrtime.bigint()
+    try {
+      const packed = packStat(union.stat(pathArg(p)))
+      stats.record('getattr', start, null)
+      signalGetattr(l, 0, packed)
+    } catch (err) {
+      signalGetattr(l, fail('getattr', err, start), EMPTY_STAT)
+    }
+  }) as Handler)
+
+  const signalFgetattr = signalFn('fgetattr')
+  def('fgetattr', ((l: Buffer, _op: number, p: string | null, fh: number) => {
+    const start = process.hrtime.bigint()
+    try {
+      const packed = packStat(fh ? union.fstat(fh) : union.stat(pathArg(p)))
+      stats.record('fgetattr', start, null)
+      signalFgetattr(l, 0, packed)
+    } catch (err) {
+      signalFgetattr(l, fail('fgetattr', err, start), EMPTY_STAT)
+    }
+  }) as Handler)
+
+  status('access', (p: string | null) => { union.resolve(pathArg(p)) })
+
+  const signalStatfs = signalFn('statfs')
+  def('statfs', ((l: Buffer) => {
+    const start = process.hrtime.bigint()
+    try {
+      const packed = packStatfs(union.statfs())
+      stats.record('statfs', start, null)
+      signalStatfs(l, 0, packed)
+    } catch (err) {
+      signalStatfs(l, fail('statfs', err, start), EMPTY_STATFS)
+    }
+  }) as Handler)
+
+  const signalReadlink = signalFn('readlink')
+  def('readlink', ((l: Buffer, _op: number, p: string | null) => {
+    const start = process.hrtime.bigint()
+    try {
+      const target = union.readlink(pathArg(p))
+      stats.record('readlink', start, null)
+      signalReadlink(l, 0, target)
+    } catch (err) {
+      signalReadlink(l, fail('readlink', err, start), '')
+    }
+  }) as Handler)
+
+  const signalOpendir = signalFn('opendir')
+  def('opendir', ((l: Buffer, _op: number, p: string | null) => {
+    const start = process.hrtime.bigint()
+    try {
+      const id = union.opendir(pathArg(p))
+      stats.record('opendir', start, null)
+      signalOpendir(l, 0, id)
+    } catch (err) {
+      signalOpendir(l, fail('opendir', err, start), 0)
+    }
+  }) as Handler)
+  status('releasedir', (_p: string | null, fh: number) => union.releasedir(fh))
+
+  const signalReaddir = signalFn('readdir')
+  def('readdir', ((l: Buffer, _op: number, p: string | null, fh: number) => {
+    const start = process.hrtime.bigint()
+    try {
+      const { names, types } = union.list(p === null ? union.dirPath(fh) : relFromFuse(p))
+      const all = ['.', '..', ...names]
+      const stats_ = [typeOnlyStat(4), typeOnlyStat(4), ...types.map(typeOnlyStat)]
+      stats.record('readdir', start, null)
+      signalReaddir(l, 0, all, stats_)
+    } catch (err) {
+      signalReaddir(l, fail('readdir', err, start), [], [])
+    }
+  }) as Handler)
+
+  const signalOpen = signalFn('open')
+  def('open', ((l: Buffer, _op: number, p: string | null, flags: number) => {
+    const start = process.hrtime.bigint()
+    union.open(pathArg(p), flags).then((h) => {
+      stats.record('open', start, null)
+      signalOpen(l, 0, h.id)
+    }, (err) => signalOpen(l, fail('open', err, start), 0))
+  }) as Handler)
+
+  const signalCreate = signalFn('create')
+  def('create', ((l: Buffer, _op: number, p: string | null, mode: number, flags: number) => {
+    const start = process.hrtime.bigint()
+    const caller = callerOf(l)
+    union.create(pathArg(p), mode, flags, caller).then((h) => {
+      stats.record('create', start, null)
+      signalCreate(l, 0, h.id)
+    }, (err) => signalCreate(l, fail('create', err, start), 0))
+  }) as Handler)
+
+  status('release', (_p: string | null, fh: number) => union.release(fh))
+  status('flush', () => undefined)
+
+  const signalRead = signalFn('read')
+  def('read', ((l: Buffer, _op: number, _p: string | null, fh: number, buf: Buffer | undefined, len: number, lo: number, hi: number) => {
+    const start = process.hrtime.bigint()
+    const h = union.handles.get(fh)
+    if (!h || !buf) {
+      signalRead(l, h ? 0 : -9, 0, arrayBufferOf(buf))
+      return
+    }
+    const fd = union.handles.begin(h)
+    fs.read(fd, buf, 0, len, lo + hi * TWO32, (err, n) => {
+      union.handles.end(h)
+      signalRead(l, err ? fail('read', err, start) : (stats.record('read', start, null), n), 0, buf.buffer)
+    })
+  }) as Handler)
+
+  const signalWrite = signalFn('write')
+  def('write', ((l: Buffer, _op: number, _p: string | null, fh: number, buf: Buffer | undefined, len: number, lo: number, hi: number) => {
+    const start = process.hrtime.bigint()
+    const h = union.handles.get(fh)
+    if (!h || !buf) {
+      signalWrite(l, h ? 0 : -9, 0, arrayBufferOf(buf))
+      return
+    }
+    const fd = union.handles.begin(h)
+    fs.write(fd, buf, 0, len, lo + hi * TWO32, (err, n) => {
+      union.handles.end(h)
+      signalWrite(l, err ? fail('write', err, start) : (stats.record('write', start, null), n), 0, buf.buffer)
+    })
+  }) as Handler)
+
+  status('fsync', (_p: string | null, datasync: number, fh: number) => {
+    const h = union.handle(fh)
+    if (!union.fsyncEnabled) return
+    const fd = union.handles.begin(h)
+    return new Promise<void>((resolve, reject) => {
+      const done = (err: NodeJS.ErrnoException | null): void => { union.handles.end(h); err ? reject(err) : resolve() }
+      datasync ? fs.fdatasync(fd, done) : fs.fsync(fd, done)
+    })
+  })
+  status('fsyncdir', () => undefined)
+
+  status('ftruncate', (_p: string | null, fh: number, lo: number, hi: number) => {
+    const h = union.handle(fh)
+    if (!h.writable && !h.upper) throw new FsError('EBADF', 'ftruncate of a read-only handle')
+    const fd = union.handles.begin(h)
+    return new Promise<void>((resolve, reject) => fs.ftruncate(fd, lo + hi * TWO32, (err) => {
+      union.handles.end(h)
+      err ? reject(err) : resolve()
+    }))
+  })
+  status('truncate', (p: string | null, lo: number, hi: number) => union.truncate(pathArg(p), lo + hi * TWO32))
+  status('utimens', (p: string | null, aLo: number, aHi: number, aNs: number, mLo: number, mHi: number, mNs: number) =>
+    union.utimens(pathArg(p), aLo + aHi * TWO32, aNs, mLo + mHi * TWO32, mNs))
+  status('chmod', (p: string | null, mode: number) => union.chmod(pathArg(p), mode))
+  status('chown', (p: string | null, uid: number, gid: number) => union.chown(pathArg(p), uid, gid))
+  status('unlink', (p: string | null) => union.unlink(pathArg(p)))
+  status('rmdir', (p: string | null) => union.rmdir(pathArg(p)))
+  status('rename', (p: string | null, dest: string | null) => union.rename(pathArg(p), pathArg(dest)))
+  status('link', (p: string | null, dest: string | null) => union.link(pathArg(p), pathArg(dest)))
+  statusWithCaller('mkdir', (caller, p: string | null, mode: number) => union.mkdir(pathArg(p), mode, caller))
+  statusWithCaller('mknod', (caller, p: string | null, mode: number, dev: number) => union.mknod(pathArg(p), mode, dev, caller))
+  statusWithCaller('symlink', (caller, target: string | null, p: string | null) => union.symlink(target ?? '', pathArg(p), caller))
+
+  const signalSetxattr = signalFn('setxattr')
+  def('setxattr', ((l: Buffer, _op: number, p: string | null, name: string, value: Buffer | undefined, _pos: number, flags: number) => {
+    const start = process.hrtime.bigint()
+    const ab = arrayBufferOf(value)
+    let job: Promise<void>
+    try {
+      job = union.setxattr(pathArg(p), name, Buffer.from(value ?? Buffer.alloc(0)), flags)
+    } catch (err) {
+      signalSetxattr(l, fail('setxattr', err, start), ab)
+      return
+    }
+    job.then(() => { stats.record('setxattr', start, null); signalSetxattr(l, 0, ab) },
+      (err) => signalSetxattr(l, fail('setxattr', err, start), ab))
+  }) as Handler)
+
+  const signalGetxattr = signalFn('getxattr')
+  def('getxattr', ((l: Buffer, _op: number, p: string | null, name: string, out: Buffer | undefined) => {
+    const start = process.hrtime.bigint()
+    const ab = arrayBufferOf(out)
+    try {
+      const value = union.getxattr(pathArg(p), name)
+      const room = out?.length ?? 0
+      let res = value.length
+      if (room > 0) {
+        if (value.length > room) res = -34 // ERANGE
+        else value.copy(out!)
+      }
+      stats.record('getxattr', start, null)
+      signalGetxattr(l, res, ab)
+    } catch (err) {
+      signalGetxattr(l, fail('getxattr', err, start), ab)
+    }
+  }) as Handler)
+
+  const signalListxattr = signalFn('listxattr')
+  def('listxattr', ((l: Buffer, _op: number, p: string | null, out: Buffer | undefined) => {
+    const start = process.hrtime.bigint()
+    const ab = arrayBufferOf(out)
+    try {
+      const names = union.listxattr(pathArg(p))
+      let total = 0
+      for (const n of names) total += n.length + 1
+      const room = out?.length ?? 0
+      let res = total
+      if (room > 0) {
+        if (total > room) res = -34 // ERANGE
+        else {
+          let at = 0
+          for (const n of names) {
+            at += out!.write(n, at, 'latin1')
+            out![at++] = 0
+          }
+        }
+      }
+      stats.record('listxattr', start, null)
+      signalListxattr(l, res, ab)
+    } catch (err) {
+      signalListxattr(l, fail('listxattr', err, start), ab)
+    }
+  }) as Handler)
+
+  status('removexattr', (p: string | null, name: string) => union.removexattr(pathArg(p), name))
+
+  return { handlers, implemented }
+}

@@ -1,0 +1,82 @@
+/**
+ * Mounting and unmounting through the patched fuse-native binding, and the libfuse options strata
+ * always sets. Kernel cache contract (why these timeouts are safe): stratafs is the only writer of
+ * the upper while mounted and lower layers never change, so every change the kernel could have
+ * cached comes through this mount and the kernel invalidates its own dentries/attrs for it. The
+ * timeouts stay short (1 s) because libfuse's high-level API gives each hard link its own kernel
+ * inode, whose cached st_nlink is not refreshed when another name of the file changes.
+ */
+import { execFile } from 'node:child_process'
+import { binding } from './binding'
+import type { HandlerTable } from './handlers'
+
+export interface FuseMountOptions {
+  /** shown as the mount source in /proc/self/mountinfo */
+  fsname: string
+  readOnly: boolean
+  /** extra libfuse/mount options (dev, suid, ...) */
+  extra: string[]
+  debug: boolean
+}
+
+export function libfuseOptions(opts: FuseMountOptions): string[] {
+  const o = [
+    `fsname=${opts.fsname.replace(/,/g, '_')}`,
+    'subtype=stratafs',
+    'allow_other',
+    'default_permissions',
+    'use_ino',
+    'hard_remove',
+    'big_writes',
+    'auto_cache',
+    'nonempty',
+    'attr_timeout=1',
+    'entry_timeout=1',
+    'negative_timeout=1',
+    ...opts.extra,
+  ]
+  if (opts.readOnly) o.push('ro')
+  if (opts.debug) o.push('debug')
+  return o
+}
+
+export interface FuseMount {
+  mnt: string
+  /** resolves once the kernel has sent INIT: the mount is live */
+  live: Promise<void>
+  /** set a callback for when the FUSE loop ends (unmounted from outside or by us) */
+  onExit(cb: () => void): void
+}
+
+export function mountFuse(mnt: string, table: (onInit: () => void) => HandlerTable, opts: FuseMountOptions): FuseMount {
+  let exitCb: () => void = () => undefined
+  let markLive: () => void = () => undefined
+  const live = new Promise<void>((resolve) => { markLive = resolve })
+  const { handlers, implemented } = table(() => markLive())
+  const keep = new Set<Buffer>()
+  const thread = Buffer.alloc(binding.sizeof_fuse_thread_t)
+  const malloc = (size: number): Buffer => {
+    const b = Buffer.alloc(size)
+    keep.add(b)
+    return b
+  }
+  binding.fuse_native_mount(mnt, `-o${libfuseOptions(opts).join(',')}`, thread, { thread, keep }, malloc, handlers, implemented, () => exitCb())
+  return { mnt, live, onExit: (cb) => { exitCb = cb } }
+}
+
+/** Unmounts `mnt`: umount(8) (root), then fusermount3/fusermount; lazily if it stays busy. */
+export async function unmount(mnt: string, lazy = false): Promise<void> {
+  const tries: Array<[string, string[]]> = lazy
+    ? [['umount', ['-l', mnt]], ['fusermount3', ['-u', '-z', mnt]], ['fusermount', ['-u', '-z', mnt]]]
+    : [['umount', [mnt]], ['fusermount3', ['-u', mnt]], ['fusermount', ['-u', mnt]]]
+  let last: Error | null = null
+  for (const [cmd, args] of tries) {
+    try {
+      await new Promise<void>((resolve, reject) => execFile(cmd, args, (err, _o, stderr) => err ? reject(new Error(stderr.trim() || err.message)) : resolve()))
+      return
+    } catch (err) {
+      last = err as Error
+    }
+  }
+  throw last ?? new Error(`cannot unmount ${mnt}`)
+}

@@ -1,0 +1,67 @@
+/**
+ * Packs a host stat (src/native layout) into the patched binding's 22-slot stat array:
+ * [mode, uid, gid, size lo/hi, dev, nlink, ino lo/hi, rdev, blksize, blocks lo/hi,
+ *  atime sec lo/hi nsec, mtime sec lo/hi nsec, ctime sec lo/hi nsec].
+ *
+ * st_ino = (layer tag << 48) | host ino: stable across remounts of the same layer stack, unique in
+ * the mount (host inos are unique per filesystem; each layer has its own tag), and the same for hard
+ * links within a layer. Host inos above 2^48 (rare, XFS) are folded into 48 bits.
+ */
+import { ST } from '../native'
+import type { TaggedStat } from '../union/union-fs'
+
+const TWO32 = 4294967296
+const TWO48 = 281474976710656
+
+function put64(out: Uint32Array, i: number, v: number): void {
+  const lo = v % TWO32
+  out[i] = lo
+  out[i + 1] = (v - lo) / TWO32
+}
+
+export function packStat(ts: TaggedStat, out: Uint32Array = new Uint32Array(22)): Uint32Array {
+  const st = ts.st
+  out[0] = st[ST.mode]!
+  out[1] = st[ST.uid]!
+  out[2] = st[ST.gid]!
+  put64(out, 3, st[ST.size]!)
+  out[5] = 0
+  out[6] = ts.mergedDir ? 1 : st[ST.nlink]!
+  const ino = st[ST.ino]! % TWO48
+  out[7] = ino % TWO32
+  out[8] = ((ino - (ino % TWO32)) / TWO32) + ts.tag * 65536
+  out[9] = st[ST.rdev]!
+  out[10] = st[ST.blksize]!
+  put64(out, 11, st[ST.blocks]!)
+  put64(out, 13, st[ST.atimeSec]!)
+  out[15] = st[ST.atimeNsec]!
+  put64(out, 16, st[ST.mtimeSec]!)
+  out[18] = st[ST.mtimeNsec]!
+  put64(out, 19, st[ST.ctimeSec]!)
+  out[21] = st[ST.ctimeNsec]!
+  return out
+}
+
+/** A stat array carrying only a file type, for readdir entries (d_type) with an unknown inode. */
+export function typeOnlyStat(dtype: number): Uint32Array {
+  const out = new Uint32Array(22)
+  out[0] = dtype << 12
+  out[7] = 0xffffffff
+  return out
+}
+
+/** statvfs → the binding's 11 uint32 slots, scaling the block size so counts fit 32 bits. */
+export function packStatfs(s: Float64Array): Uint32Array {
+  let frsize = s[1]! || s[0]!
+  let blocks = s[2]!
+  let bfree = s[3]!
+  let bavail = s[4]!
+  while (blocks > 0xffffffff) {
+    frsize *= 2
+    blocks = Math.floor(blocks / 2)
+    bfree = Math.floor(bfree / 2)
+    bavail = Math.floor(bavail / 2)
+  }
+  const clamp = (v: number): number => Math.min(v, 0xffffffff)
+  return Uint32Array.from([frsize, frsize, blocks, bfree, bavail, clamp(s[5]!), clamp(s[6]!), clamp(s[7]!), 0, s[9]!, s[10]!])
+}

@@ -1,0 +1,141 @@
+/**
+ * LowerTree: the merged, read-only view of all lower layers (top first), built lazily one directory
+ * at a time and cached without expiry, because lower layers never change while mounted.
+ *
+ * For a directory `rel` it knows every visible child: the topmost lower layer that has the name,
+ * its d_type, and, for directories, which layers contribute to that child directory. Resolution
+ * follows overlayfs (Documentation/filesystems/overlayfs.rst, "Directories"): a directory merges
+ * the same-named directories of the layers below it until a layer has a non-directory there, a
+ * whiteout for it, or the directory is opaque in that layer. Whiteouts are read in both formats
+ * (src/layers/whiteout.ts).
+ *
+ * Safety: a layer's directory is only read at `rel` after every component of `rel` was seen as a
+ * real directory (d_type DT_DIR, never a symlink) in that same layer, so nothing is followed out of
+ * a layer. A lookup is one Map access however many layers there are.
+ */
+import { LRUCache } from 'lru-cache'
+import { aufsWhitedOut, DT_CHR, isOpaqueValue, isWhiteout, OPAQUE_XATTR, WH_OPAQUE, WH_PREFIX } from './whiteout'
+import * as host from '../sys/hostfs'
+import { absIn, baseOf, parentOf } from '../sys/rel'
+
+export const DT_UNKNOWN = 0
+export const DT_DIR = 4
+export const DT_REG = 8
+export const DT_LNK = 10
+
+export interface LowerEntry {
+  /** index of the topmost lower layer holding the visible entry */
+  layer: number
+  /** d_type of the visible entry (never DT_UNKNOWN: resolved with lstat) */
+  dtype: number
+  /** for directories: the layers (top first) whose directory merges into this one */
+  dirLayers?: number[]
+}
+
+export interface LowerDir {
+  entries: Map<string, LowerEntry>
+  /** layers (top first) contributing to this directory */
+  layers: number[]
+}
+
+function dtypeFromMode(mode: number): number {
+  return (mode & host.S_IFMT) >>> 12
+}
+
+export class LowerTree {
+  readonly roots: string[]
+  private readonly dirs: LRUCache<string, LowerDir>
+  private readonly stats: LRUCache<string, Float64Array>
+  private readonly rootDir: LowerDir
+
+  constructor(roots: string[], opts: { maxEntries?: number, maxStats?: number } = {}) {
+    this.roots = roots
+    this.dirs = new LRUCache<string, LowerDir>({
+      maxSize: opts.maxEntries ?? 1_000_000,
+      sizeCalculation: (d) => d.entries.size + 1,
+    })
+    this.stats = new LRUCache<string, Float64Array>({ max: opts.maxStats ?? 200_000 })
+    // The roots of all lower layers always merge (an opaque marker on a layer root is ignored).
+    this.rootDir = this.build('', roots.map((_, i) => i), false)
+  }
+
+  /** The merged lower directory at `rel`, or null when the lower view has no directory there. */
+  dir(rel: string): LowerDir | null {
+    if (rel === '') return this.rootDir
+    const cached = this.dirs.get(rel)
+    if (cached) return cached
+    const parent = this.dir(parentOf(rel))
+    const entry = parent?.entries.get(baseOf(rel))
+    if (!entry?.dirLayers) return null
+    const built = this.build(rel, entry.dirLayers, true)
+    this.dirs.set(rel, built)
+    return built
+  }
+
+  lookup(rel: string): LowerEntry | null {
+    if (rel === '') return { layer: 0, dtype: DT_DIR, dirLayers: this.rootDir.layers }
+    return this.dir(parentOf(rel))?.entries.get(baseOf(rel)) ?? null
+  }
+
+  /** lstat of the visible lower entry; cached, since lower layers are immutable. */
+  stat(rel: string, entry: LowerEntry): Float64Array {
+    const key = `${entry.layer}\0${rel}`
+    let st = this.stats.get(key)
+    if (!st) {
+      st = host.lstat(this.abs(entry.layer, rel))
+      this.stats.set(key, st)
+    }
+    return st
+  }
+
+  abs(layer: number, rel: string): string {
+    return absIn(this.roots[layer]!, rel)
+  }
+
+  private build(rel: string, layers: number[], honourOpaque: boolean): LowerDir {
+    const entries = new Map<string, LowerEntry>()
+    /** names deleted by a whiteout in a layer above the one being read */
+    const hidden = new Set<string>()
+    /** directories whose merge was cut by a non-directory or whiteout lower down */
+    const closed = new Set<string>()
+    const contributing: number[] = []
+    for (let i = 0; i < layers.length; i++) {
+      const layer = layers[i]!
+      const dirAbs = this.abs(layer, rel)
+      const list = host.readdir(dirAbs)
+      contributing.push(layer)
+      const whiteouts: string[] = []
+      let opaque = false
+      for (let k = 0; k < list.names.length; k++) {
+        const name = list.names[k]!
+        let dtype = list.types[k]!
+        if (name.startsWith(WH_PREFIX)) {
+          if (name === WH_OPAQUE) opaque = true
+          else whiteouts.push(aufsWhitedOut(name)!)
+          continue
+        }
+        if (dtype === DT_UNKNOWN || dtype === DT_CHR) {
+          const st = host.lstat(`${dirAbs}/${name}`)
+          if (isWhiteout(st[2]!, st[6]!)) { whiteouts.push(name); continue }
+          dtype = dtypeFromMode(st[2]!)
+        }
+        if (hidden.has(name)) continue
+        const seen = entries.get(name)
+        if (!seen) {
+          entries.set(name, dtype === DT_DIR ? { layer, dtype, dirLayers: [layer] } : { layer, dtype })
+        } else if (seen.dirLayers && !closed.has(name)) {
+          if (dtype === DT_DIR) seen.dirLayers.push(layer)
+          else closed.add(name)
+        }
+      }
+      for (const name of whiteouts) {
+        hidden.add(name)
+        if (entries.has(name)) closed.add(name)
+      }
+      const isLast = i === layers.length - 1
+      if (honourOpaque && !isLast && !opaque) opaque = isOpaqueValue(host.getxattr(dirAbs, OPAQUE_XATTR) ?? 0)
+      if (opaque) break
+    }
+    return { entries, layers: contributing }
+  }
+}

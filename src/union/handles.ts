@@ -1,0 +1,91 @@
+/**
+ * Open files. A FUSE file handle is a number we choose: a key into this table, never a host fd, so
+ * that copy-up can move a handle opened read-only on a lower file to the new upper file (go-fuse's
+ * unionfs does the same; kernel overlayfs re-opens the real file after copy-up, ovl_real_fdget).
+ * A host fd is closed only when no read or write is in flight on it, so a retargeted fd number is
+ * never reused under a running operation.
+ */
+import * as fs from 'node:fs'
+
+export interface Handle {
+  id: number
+  fd: number
+  /** merged path; kept current across renames */
+  rel: string
+  writable: boolean
+  /** where fd points: the upper, or lower layer `layer` */
+  upper: boolean
+  layer: number
+  /** reads/writes in flight on fd */
+  pending: number
+  /** fds replaced by a retarget, closed once pending drops to 0 */
+  retired: number[]
+  released: boolean
+}
+
+export class HandleTable {
+  private readonly byId = new Map<number, Handle>()
+  private next = 1
+
+  get size(): number {
+    return this.byId.size
+  }
+
+  add(fd: number, rel: string, writable: boolean, upper: boolean, layer: number): Handle {
+    while (this.byId.has(this.next) || this.next === 0) this.next = (this.next + 1) >>> 0
+    const h: Handle = { id: this.next, fd, rel, writable, upper, layer, pending: 0, retired: [], released: false }
+    this.byId.set(h.id, h)
+    this.next = (this.next + 1) >>> 0
+    return h
+  }
+
+  get(id: number): Handle | undefined {
+    return this.byId.get(id)
+  }
+
+  release(id: number): void {
+    const h = this.byId.get(id)
+    if (!h) return
+    this.byId.delete(id)
+    h.released = true
+    h.retired.push(h.fd)
+    closeIdle(h)
+  }
+
+  begin(h: Handle): number {
+    h.pending++
+    return h.fd
+  }
+
+  end(h: Handle): void {
+    h.pending--
+    closeIdle(h)
+  }
+
+  /** Points a handle at a new fd (after copy-up); the old one closes when idle. */
+  retarget(h: Handle, fd: number, upper: boolean, layer: number): void {
+    h.retired.push(h.fd)
+    h.fd = fd
+    h.upper = upper
+    h.layer = layer
+    closeIdle(h)
+  }
+
+  /** Handles whose merged path is `rel`. */
+  *at(rel: string): Iterable<Handle> {
+    for (const h of this.byId.values()) if (h.rel === rel) yield h
+  }
+
+  /** Renames `from` (and everything below it) to `to` in every handle's path. */
+  moved(from: string, to: string): void {
+    for (const h of this.byId.values()) {
+      if (h.rel === from) h.rel = to
+      else if (h.rel.startsWith(`${from}/`)) h.rel = to + h.rel.slice(from.length)
+    }
+  }
+}
+
+function closeIdle(h: Handle): void {
+  if (h.pending > 0) return
+  for (const fd of h.retired.splice(0)) fs.close(fd, () => { /* nothing to report to anyone */ })
+}

@@ -1,0 +1,707 @@
+/**
+ * UnionFs: overlay semantics over one optional writable upper and the read-only LowerTree.
+ * The reference is kernel overlayfs (Documentation/filesystems/overlayfs.rst); where this file and
+ * the kernel disagree, the kernel is right. It knows nothing of FUSE: it takes `rel` paths and
+ * throws FsError; src/fuse turns that into replies.
+ *
+ * Vocabulary: *lower* (read-only layer), *upper* (writable layer), *work* (scratch dir on the
+ * upper's filesystem), *merged* (the view), *whiteout* (char device 0/0 in the upper: the name is
+ * deleted), *opaque* (upper dir with trusted.overlay.opaque=y: lower contents do not show through),
+ * *copy-up* (moving a lower entry into the upper before changing it), *resolve* (merged path → Node).
+ *
+ * Concurrency: metadata work is synchronous, so each request's reads-then-writes of the upper run
+ * without interleaving on the single JS thread; only file data (copy-up, read, write, fsync) is
+ * asynchronous. A copy-up in flight is registered in `inflight`; every mutation first waits for the
+ * copy-ups of the paths it touches (`settle`), and two writers racing on one file copy it up once.
+ *
+ * Caches: resolved Nodes live in a bounded LRU keyed by rel. A Node is valid while no ancestor was
+ * marked dead; rename and rmdir mark a directory dead (O(1)) and eviction does too, so nothing below
+ * a moved directory is served stale. Upper entries are lstat'ed per request (only we change them);
+ * lower entries are cached by LowerTree (they never change while mounted).
+ */
+import * as fs from 'node:fs'
+import { LRUCache } from 'lru-cache'
+import { native, ST } from '../native'
+import { FsError, fsError } from '../sys/errors'
+import * as host from '../sys/hostfs'
+import { absIn, baseOf, isWithin, joinRel, parentOf } from '../sys/rel'
+import { DT_DIR, LowerTree } from '../layers/lower-tree'
+import { isOpaqueValue, isWhiteout, OPAQUE_XATTR, OVERLAY_XATTR_PREFIX, WH_PREFIX } from '../layers/whiteout'
+import { copyUpDir, copyUpEntry, WorkDir } from '../cow/copy-up'
+import { HandleTable, type Handle } from './handles'
+import { UnionStats } from './stats'
+
+const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_NOFOLLOW, O_NOCTTY, O_DIRECT } = fs.constants
+/** Node's fs.constants has no O_ACCMODE. */
+const O_ACCMODE = 3
+const OPAQUE_VALUE = Buffer.from('y')
+const NAME_MAX = 255
+/** ino tag (top 16 bits of st_ino) of the upper; lower layer i gets LOWER_TAG + i. */
+const UPPER_TAG = 1
+const LOWER_TAG = 2
+
+export interface Caller {
+  uid: number
+  gid: number
+  pid: number
+}
+
+export interface UnionOptions {
+  /** lower layer roots, top first (latin1 host paths) */
+  lowers: string[]
+  upper?: string
+  workdir?: string
+  /** fsync on copy-up and on fsync requests (false with fsync=0 / volatile) */
+  fsync: boolean
+  maxNodes?: number
+}
+
+export interface Node {
+  rel: string
+  parent: Node | null
+  dead: boolean
+  /** the visible entry lives in the upper */
+  upper: boolean
+  /** lower layer of the visible entry when !upper */
+  layer: number
+  /** S_IFMT bits of the visible entry */
+  type: number
+  /** directories: the lower view merges in (no opaque upper dir, lower has a directory here) */
+  merged: boolean
+}
+
+/** A stat of a visible entry, with the ino tag of the layer it came from. */
+export interface TaggedStat {
+  st: Float64Array
+  tag: number
+  /** report st_nlink 1, as overlayfs does for merged directories */
+  mergedDir: boolean
+}
+
+export class UnionFs {
+  readonly lower: LowerTree
+  readonly upperRoot: string | null
+  readonly work: WorkDir | null
+  readonly handles = new HandleTable()
+  readonly stats = new UnionStats()
+  private readonly fsyncOn: boolean
+  private readonly nodes: LRUCache<string, Node>
+  private readonly root: Node
+  private readonly inflight = new Map<string, Promise<void>>()
+
+  constructor(opts: UnionOptions) {
+    this.lower = new LowerTree(opts.lowers)
+    this.upperRoot = opts.upper ?? null
+    this.work = opts.upper && opts.workdir ? new WorkDir(opts.workdir) : null
+    this.fsyncOn = opts.fsync
+    this.nodes = new LRUCache<string, Node>({
+      max: opts.maxNodes ?? 200_000,
+      dispose: (node) => { node.dead = true },
+    })
+    this.root = { rel: '', parent: null, dead: false, upper: this.upperRoot !== null, layer: 0, type: host.S_IFDIR, merged: true }
+  }
+
+  /** Prepares the work directory (removing leftovers of a crash); returns how many were removed. */
+  prepare(): number {
+    return this.work ? this.work.prepare() : 0
+  }
+
+  // ---- resolution -------------------------------------------------------------------------------
+
+  resolve(rel: string): Node {
+    if (rel === '') return this.root
+    const cached = this.nodes.get(rel)
+    if (cached && isLive(cached)) {
+      this.stats.nodeHits++
+      return cached
+    }
+    this.stats.nodeMisses++
+    const parent = this.resolve(parentOf(rel))
+    if (parent.type !== host.S_IFDIR) throw fsError('ENOTDIR', 'lookup', rel)
+    const node = this.lookupChild(parent, rel)
+    if (!node) throw fsError('ENOENT', 'lookup', rel)
+    this.nodes.set(rel, node)
+    return node
+  }
+
+  /** resolve(), or null when the name does not exist in the merged view. */
+  tryResolve(rel: string): Node | null {
+    try {
+      return this.resolve(rel)
+    } catch (err) {
+      if ((err as FsError).code === 'ENOENT') return null
+      throw err
+    }
+  }
+
+  private lookupChild(parent: Node, rel: string): Node | null {
+    const name = baseOf(rel)
+    if (name.startsWith(WH_PREFIX)) return null
+    if (name.length > NAME_MAX) throw fsError('ENAMETOOLONG', 'lookup', rel)
+    if (parent.upper) {
+      const abs = this.upperAbs(rel)
+      const st = host.lstatOrNull(abs)
+      if (st) {
+        const mode = st[ST.mode]!
+        if (isWhiteout(mode, st[ST.rdev]!)) return null
+        const type = host.fileType(mode)
+        let merged = false
+        if (type === host.S_IFDIR && parent.merged && !isOpaqueValue(host.getxattr(abs, OPAQUE_XATTR) ?? 0)) {
+          merged = this.lower.lookup(rel)?.dtype === DT_DIR
+        }
+        return { rel, parent, dead: false, upper: true, layer: -1, type, merged }
+      }
+    }
+    if (!parent.merged) return null
+    const entry = this.lower.lookup(rel)
+    if (!entry) return null
+    return { rel, parent, dead: false, upper: false, layer: entry.layer, type: entry.dtype << 12, merged: entry.dtype === DT_DIR }
+  }
+
+  upperAbs(rel: string): string {
+    if (this.upperRoot === null) throw fsError('EROFS', 'write', rel)
+    return absIn(this.upperRoot, rel)
+  }
+
+  /** Host path of the visible entry. */
+  visibleAbs(node: Node): string {
+    return node.upper ? this.upperAbs(node.rel) : this.lower.abs(node.layer, node.rel)
+  }
+
+  // ---- reads --------------------------------------------------------------------------------------
+
+  stat(rel: string): TaggedStat {
+    return this.statNode(this.resolve(rel))
+  }
+
+  statNode(node: Node): TaggedStat {
+    const isDir = node.type === host.S_IFDIR
+    if (node.upper) {
+      return { st: host.lstat(this.upperAbs(node.rel)), tag: UPPER_TAG, mergedDir: isDir && node.merged }
+    }
+    const entry = this.lower.lookup(node.rel)
+    if (!entry) throw fsError('ENOENT', 'lstat', node.rel)
+    const layers = entry.dirLayers
+    const mergedDir = isDir && layers !== undefined && layers.length > 1 && (this.lower.dir(node.rel)?.layers.length ?? 0) > 1
+    return { st: this.lower.stat(node.rel, entry), tag: LOWER_TAG + entry.layer, mergedDir }
+  }
+
+  readlink(rel: string): string {
+    const node = this.resolve(rel)
+    if (node.type !== host.S_IFLNK) throw fsError('EINVAL', 'readlink', rel)
+    return host.readlink(this.visibleAbs(node))
+  }
+
+  /** The merged listing of a directory: names and d_types, each name once, whiteouts applied. */
+  list(rel: string): { names: string[], types: number[] } {
+    const node = this.resolve(rel)
+    if (node.type !== host.S_IFDIR) throw fsError('ENOTDIR', 'readdir', rel)
+    return this.listNode(node)
+  }
+
+  private listNode(node: Node): { names: string[], types: number[] } {
+    const names: string[] = []
+    const types: number[] = []
+    const seen = new Set<string>()
+    if (node.upper) {
+      const abs = this.upperAbs(node.rel)
+      const list = host.readdir(abs)
+      for (let i = 0; i < list.names.length; i++) {
+        const name = list.names[i]!
+        let dtype = list.types[i]!
+        if (name.startsWith(WH_PREFIX)) continue
+        seen.add(name)
+        if (dtype === 2 || dtype === 0) {
+          const st = host.lstatOrNull(`${abs}/${name}`)
+          if (!st || isWhiteout(st[ST.mode]!, st[ST.rdev]!)) continue
+          dtype = host.fileType(st[ST.mode]!) >>> 12
+        }
+        names.push(name)
+        types.push(dtype)
+      }
+    }
+    if (node.merged) {
+      const dir = this.lower.dir(node.rel)
+      if (dir) {
+        for (const [name, entry] of dir.entries) {
+          if (seen.has(name)) continue
+          names.push(name)
+          types.push(entry.dtype)
+        }
+      }
+    }
+    return { names, types }
+  }
+
+  private isEmptyDir(node: Node): boolean {
+    return this.listNode(node).names.length === 0
+  }
+
+  statfs(): Float64Array {
+    const out = new Float64Array(16)
+    const r = native.statvfs(this.upperRoot ?? this.lower.roots[0]!, out)
+    if (r < 0) throw FsError.fromErrno(r, 'statfs')
+    return out
+  }
+
+  getxattr(rel: string, name: string): Buffer {
+    if (name.startsWith(OVERLAY_XATTR_PREFIX)) throw fsError('EOPNOTSUPP', 'getxattr', rel)
+    const value = host.getxattr(this.visibleAbs(this.resolve(rel)), name)
+    if (value === null) throw fsError('ENODATA', 'getxattr', rel)
+    return value
+  }
+
+  listxattr(rel: string): string[] {
+    return host.listxattr(this.visibleAbs(this.resolve(rel))).filter((n) => !n.startsWith(OVERLAY_XATTR_PREFIX))
+  }
+
+  // ---- copy-up ------------------------------------------------------------------------------------
+
+  /** Waits for copy-ups in flight at `rel` (and below it, with subtree). */
+  private async settle(rel: string, subtree = false): Promise<void> {
+    for (;;) {
+      let pending: Promise<void> | undefined
+      for (const [key, p] of this.inflight) {
+        if (key === rel || (subtree && isWithin(key, rel))) { pending = p; break }
+      }
+      if (!pending) return
+      await pending.catch(() => undefined)
+    }
+  }
+
+  /** Makes sure the directory `node` exists in the upper, copying up missing parents first. */
+  private ensureUpperDir(node: Node): void {
+    if (node.upper) return
+    if (node.parent) this.ensureUpperDir(node.parent)
+    const entry = this.lower.lookup(node.rel)
+    if (!entry) throw fsError('ENOENT', 'copy-up', node.rel)
+    copyUpDir(this.lower.abs(entry.layer, node.rel), this.lower.stat(node.rel, entry), this.upperAbs(node.rel), this.work!)
+    node.upper = true
+    this.stats.copyUps++
+  }
+
+  /** Copies the entry at `rel` up (once, however many callers race) and returns its Node. */
+  async copyUp(rel: string, data = true): Promise<Node> {
+    this.writable(rel)
+    for (;;) {
+      const pending = this.inflight.get(rel)
+      if (pending) {
+        await pending.catch(() => undefined)
+        continue
+      }
+      const node = this.resolve(rel)
+      if (node.upper) return node
+      if (node.type === host.S_IFDIR) {
+        this.ensureUpperDir(node)
+        return node
+      }
+      const job = this.copyUpFile(node, data)
+      this.inflight.set(rel, job)
+      try {
+        await job
+      } finally {
+        this.inflight.delete(rel)
+      }
+    }
+  }
+
+  private async copyUpFile(node: Node, data: boolean): Promise<void> {
+    if (node.parent) this.ensureUpperDir(node.parent)
+    const entry = this.lower.lookup(node.rel)
+    if (!entry) throw fsError('ENOENT', 'copy-up', node.rel)
+    const st = this.lower.stat(node.rel, entry)
+    const dest = this.upperAbs(node.rel)
+    const bytes = await copyUpEntry(this.lower.abs(entry.layer, node.rel), st, dest, this.work!, { data, fsync: this.fsyncOn })
+    node.upper = true
+    node.layer = -1
+    this.stats.copyUps++
+    this.stats.copyUpBytes += bytes
+    // Handles opened read-only on the lower file now read the upper one (overlayfs: ovl_real_fdget).
+    for (const h of this.handles.at(node.rel)) {
+      if (h.upper) continue
+      this.handles.retarget(h, host.open(dest, O_RDONLY | O_NOFOLLOW), true, -1)
+    }
+  }
+
+  /** Copies a whole directory tree up (for rename of a directory that has lower content). */
+  private async copyUpTree(node: Node): Promise<void> {
+    this.ensureUpperDir(node)
+    if (!node.merged) return
+    const { names } = this.listNode(node)
+    for (const name of names) {
+      const child = this.resolve(joinRel(node.rel, name))
+      if (child.type === host.S_IFDIR) await this.copyUpTree(child)
+      else if (!child.upper) await this.copyUp(child.rel)
+    }
+    host.setxattr(this.upperAbs(node.rel), OPAQUE_XATTR, OPAQUE_VALUE)
+    node.merged = false
+  }
+
+  // ---- mutations ----------------------------------------------------------------------------------
+
+  private writable(rel: string): void {
+    if (this.upperRoot === null || this.work === null) throw fsError('EROFS', 'write', rel)
+  }
+
+  /** The lower view has something at `rel` that would show through without a whiteout. */
+  private lowerHas(parent: Node, rel: string): boolean {
+    return parent.merged && this.lower.lookup(rel) !== null
+  }
+
+  private forget(rel: string): void {
+    const node = this.nodes.get(rel)
+    if (node) node.dead = true
+    this.nodes.delete(rel)
+  }
+
+  private whiteoutAt(abs: string): void {
+    host.mknod(abs, host.S_IFCHR, 0)
+  }
+
+  /** Checks a name for creation and returns the parent directory node, copied up. */
+  private prepareCreate(rel: string): Node {
+    this.writable(rel)
+    const name = baseOf(rel)
+    if (name.length > NAME_MAX) throw fsError('ENAMETOOLONG', 'create', rel)
+    // `.wh.` names would read as whiteouts in OCI layers made from this upper (fuse-overlayfs: EINVAL).
+    if (name.startsWith(WH_PREFIX)) throw fsError('EINVAL', 'create', rel)
+    const parent = this.resolve(parentOf(rel))
+    if (parent.type !== host.S_IFDIR) throw fsError('ENOTDIR', 'create', rel)
+    if (this.tryResolve(rel)) throw fsError('EEXIST', 'create', rel)
+    this.ensureUpperDir(parent)
+    return parent
+  }
+
+  /**
+   * Creates a new upper entry at `rel` with `make(abs)`. Over a whiteout, the entry is built in the
+   * work dir and renamed over it in one step; a directory made there becomes opaque, so the deleted
+   * lower directory's contents stay deleted (overlayfs.rst, "whiteouts and opaque directories").
+   */
+  private placeNew(rel: string, isDir: boolean, make: (abs: string) => void): void {
+    const abs = this.upperAbs(rel)
+    const existing = host.lstatOrNull(abs)
+    if (!existing) {
+      make(abs)
+    } else if (!isWhiteout(existing[ST.mode]!, existing[ST.rdev]!)) {
+      throw fsError('EEXIST', 'create', rel)
+    } else {
+      const tmp = this.work!.tempName()
+      make(tmp)
+      if (isDir) {
+        host.setxattr(tmp, OPAQUE_XATTR, OPAQUE_VALUE)
+        exchangeOrReplace(tmp, abs)
+        host.unlink(tmp)
+      } else {
+        host.rename(tmp, abs)
+      }
+    }
+    this.forget(rel)
+  }
+
+  private owner(parent: Node, caller: Caller): { uid: number, gid: number, sgid: boolean } {
+    const pst = host.lstat(this.upperAbs(parent.rel))
+    const sgid = (pst[ST.mode]! & host.S_ISGID) !== 0
+    return { uid: caller.uid, gid: sgid ? pst[ST.gid]! : caller.gid, sgid }
+  }
+
+  async create(rel: string, mode: number, flags: number, caller: Caller): Promise<Handle> {
+    await this.settle(rel)
+    const parent = this.prepareCreate(rel)
+    const own = this.owner(parent, caller)
+    let fd = -1
+    const hostFlags = (flags & ~(O_TRUNC | O_DIRECT | O_NOCTTY)) | O_CREAT | O_EXCL | O_NOFOLLOW
+    this.placeNew(rel, false, (abs) => {
+      fd = host.open(abs, hostFlags, mode & 0o7777)
+      fs.fchownSync(fd, own.uid, own.gid)
+      if (mode & 0o6000) fs.fchmodSync(fd, mode & 0o7777)
+    })
+    return this.handles.add(fd, rel, (flags & O_ACCMODE) !== O_RDONLY, true, -1)
+  }
+
+  async mkdir(rel: string, mode: number, caller: Caller): Promise<void> {
+    await this.settle(rel)
+    const parent = this.prepareCreate(rel)
+    const own = this.owner(parent, caller)
+    this.placeNew(rel, true, (abs) => {
+      host.mkdir(abs, mode & 0o7777)
+      host.lchown(abs, own.uid, own.gid)
+      host.chmod(abs, (mode & 0o7777) | (own.sgid ? host.S_ISGID : 0))
+    })
+  }
+
+  async mknod(rel: string, mode: number, rdev: number, caller: Caller): Promise<void> {
+    if (host.fileType(mode) === host.S_IFREG || host.fileType(mode) === 0) {
+      const h = await this.create(rel, mode & 0o7777, O_WRONLY, caller)
+      this.release(h.id)
+      return
+    }
+    await this.settle(rel)
+    const parent = this.prepareCreate(rel)
+    const own = this.owner(parent, caller)
+    this.placeNew(rel, false, (abs) => {
+      host.mknod(abs, mode, rdev)
+      host.lchown(abs, own.uid, own.gid)
+    })
+  }
+
+  async symlink(target: string, rel: string, caller: Caller): Promise<void> {
+    await this.settle(rel)
+    const parent = this.prepareCreate(rel)
+    const own = this.owner(parent, caller)
+    this.placeNew(rel, false, (abs) => {
+      host.symlink(target, abs)
+      host.lchown(abs, own.uid, own.gid)
+    })
+  }
+
+  async link(from: string, to: string): Promise<void> {
+    const src = await this.copyUp(from)
+    if (src.type === host.S_IFDIR) throw fsError('EPERM', 'link', from)
+    await this.settle(to)
+    this.prepareCreate(to)
+    const srcAbs = this.upperAbs(from)
+    this.placeNew(to, false, (abs) => host.link(srcAbs, abs))
+  }
+
+  async unlink(rel: string): Promise<void> {
+    this.writable(rel)
+    await this.settle(rel)
+    const node = this.resolve(rel)
+    if (node.type === host.S_IFDIR) throw fsError('EISDIR', 'unlink', rel)
+    const parent = node.parent!
+    if (node.upper) {
+      const abs = this.upperAbs(rel)
+      if (this.lowerHas(parent, rel)) {
+        const tmp = this.work!.tempName()
+        this.whiteoutAt(tmp)
+        host.rename(tmp, abs)
+      } else {
+        host.unlink(abs)
+      }
+    } else {
+      this.ensureUpperDir(parent)
+      this.whiteoutAt(this.upperAbs(rel))
+    }
+    this.forget(rel)
+  }
+
+  async rmdir(rel: string): Promise<void> {
+    this.writable(rel)
+    if (rel === '') throw fsError('EBUSY', 'rmdir', rel)
+    await this.settle(rel, true)
+    const node = this.resolve(rel)
+    if (node.type !== host.S_IFDIR) throw fsError('ENOTDIR', 'rmdir', rel)
+    if (!this.isEmptyDir(node)) throw fsError('ENOTEMPTY', 'rmdir', rel)
+    const parent = node.parent!
+    if (node.upper) {
+      const abs = this.upperAbs(rel)
+      const tmp = this.work!.tempName()
+      if (this.lowerHas(parent, rel)) {
+        // Swap in a whiteout atomically; the old directory (holding only whiteouts) goes to work.
+        this.whiteoutAt(tmp)
+        exchangeOrReplace(tmp, abs)
+      } else {
+        host.rename(abs, tmp)
+      }
+      host.removeTree(tmp)
+    } else {
+      this.ensureUpperDir(parent)
+      this.whiteoutAt(this.upperAbs(rel))
+    }
+    this.forget(rel)
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    this.writable(from)
+    if (from === to) return
+    if (from === '' || to === '') throw fsError('EBUSY', 'rename', from)
+    if (isWithin(to, from)) throw fsError('EINVAL', 'rename', from)
+    const toName = baseOf(to)
+    if (toName.startsWith(WH_PREFIX)) throw fsError('EINVAL', 'rename', to)
+    if (toName.length > NAME_MAX) throw fsError('ENAMETOOLONG', 'rename', to)
+    await this.settle(from, true)
+    await this.settle(to, true)
+
+    let src = this.resolve(from)
+    const isDir = src.type === host.S_IFDIR
+    const dst = this.tryResolve(to)
+    const dstParent = this.resolve(parentOf(to))
+    if (dstParent.type !== host.S_IFDIR) throw fsError('ENOTDIR', 'rename', to)
+    if (dst) {
+      const dstIsDir = dst.type === host.S_IFDIR
+      if (isDir && !dstIsDir) throw fsError('ENOTDIR', 'rename', to)
+      if (!isDir && dstIsDir) throw fsError('EISDIR', 'rename', to)
+      if (dstIsDir && !this.isEmptyDir(dst)) throw fsError('ENOTEMPTY', 'rename', to)
+    }
+
+    // Bring the source wholly into the upper. A directory with lower content is copied up as a
+    // tree and made opaque: without redirect_dir, overlayfs itself would answer EXDEV here.
+    if (isDir) await this.copyUpTree(src)
+    else await this.copyUp(from)
+    src = this.resolve(from)
+    this.ensureUpperDir(this.resolve(parentOf(to)))
+
+    const srcAbs = this.upperAbs(from)
+    const dstAbs = this.upperAbs(to)
+    const srcParent = src.parent!
+    const needWhiteout = this.lowerHas(srcParent, from)
+    // A directory moved to where the lower view has something must hide it.
+    if (isDir && src.merged === false && this.lowerHas(this.resolve(parentOf(to)), to)) {
+      host.setxattr(srcAbs, OPAQUE_XATTR, OPAQUE_VALUE)
+    }
+    const dstUpper = host.lstatOrNull(dstAbs)
+    if (dstUpper && host.isDirMode(dstUpper[ST.mode]!)) {
+      // An empty merged directory may still hold whiteouts in the upper; rename(2) needs it empty.
+      const tmp = this.work!.tempName()
+      host.rename(dstAbs, tmp)
+      host.removeTree(tmp)
+    }
+    const dstIsWhiteout = dstUpper !== null && isWhiteout(dstUpper[ST.mode]!, dstUpper[ST.rdev]!)
+    if (isDir && dstIsWhiteout) {
+      // rename(2) cannot put a directory over a device node: swap, then drop or keep the whiteout.
+      host.rename(srcAbs, dstAbs, native.RENAME_EXCHANGE)
+      if (!needWhiteout) host.unlink(srcAbs)
+    } else if (needWhiteout) {
+      renameWithWhiteout(srcAbs, dstAbs)
+    } else {
+      host.rename(srcAbs, dstAbs)
+    }
+    this.forget(from)
+    this.forget(to)
+    this.handles.moved(from, to)
+  }
+
+  // ---- attribute changes (all copy up first) ------------------------------------------------------
+
+  async chmod(rel: string, mode: number): Promise<void> {
+    const node = await this.copyUp(rel)
+    if (node.type === host.S_IFLNK) throw fsError('EOPNOTSUPP', 'chmod', rel)
+    host.chmod(this.upperAbs(rel), mode)
+  }
+
+  async chown(rel: string, uid: number, gid: number): Promise<void> {
+    await this.copyUp(rel)
+    host.lchown(this.upperAbs(rel), uid, gid)
+  }
+
+  async utimens(rel: string, aSec: number, aNsec: number, mSec: number, mNsec: number): Promise<void> {
+    await this.copyUp(rel)
+    host.utimens(this.upperAbs(rel), aSec, aNsec, mSec, mNsec)
+  }
+
+  async truncate(rel: string, size: number): Promise<void> {
+    const node = await this.copyUp(rel, size > 0)
+    if (node.type === host.S_IFDIR) throw fsError('EISDIR', 'truncate', rel)
+    const fd = host.open(this.upperAbs(rel), O_WRONLY | O_NOFOLLOW)
+    try {
+      fs.ftruncateSync(fd, size)
+    } finally {
+      fs.closeSync(fd)
+    }
+  }
+
+  async setxattr(rel: string, name: string, value: Buffer, flags: number): Promise<void> {
+    if (name.startsWith(OVERLAY_XATTR_PREFIX)) throw fsError('EOPNOTSUPP', 'setxattr', rel)
+    await this.copyUp(rel)
+    host.setxattr(this.upperAbs(rel), name, value, flags)
+  }
+
+  async removexattr(rel: string, name: string): Promise<void> {
+    if (name.startsWith(OVERLAY_XATTR_PREFIX)) throw fsError('EOPNOTSUPP', 'removexattr', rel)
+    await this.copyUp(rel)
+    host.removexattr(this.upperAbs(rel), name)
+  }
+
+  // ---- open files ---------------------------------------------------------------------------------
+
+  async open(rel: string, flags: number): Promise<Handle> {
+    const acc = flags & O_ACCMODE
+    const writes = acc === O_WRONLY || acc === O_RDWR || (flags & O_TRUNC) !== 0
+    const hostFlags = (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT)) | O_NOFOLLOW
+    if (writes) {
+      const node = await this.copyUp(rel, (flags & O_TRUNC) === 0)
+      if (node.type === host.S_IFDIR) throw fsError('EISDIR', 'open', rel)
+      const fd = host.open(this.upperAbs(rel), hostFlags)
+      return this.handles.add(fd, rel, acc !== O_RDONLY, true, -1)
+    }
+    const node = this.resolve(rel)
+    // A lower file is only ever opened read-only, whatever the caller asked for.
+    const readFlags = (hostFlags & ~(O_ACCMODE | O_TRUNC | O_APPEND)) | O_RDONLY
+    const fd = host.open(this.visibleAbs(node), node.upper ? hostFlags : readFlags)
+    return this.handles.add(fd, rel, false, node.upper, node.layer)
+  }
+
+  /** Directory handles only remember the path: libfuse asks for the listing once per handle. */
+  private readonly dirHandles = new Map<number, string>()
+  private nextDir = 1
+
+  opendir(rel: string): number {
+    const node = this.resolve(rel)
+    if (node.type !== host.S_IFDIR) throw fsError('ENOTDIR', 'opendir', rel)
+    while (this.dirHandles.has(this.nextDir) || this.nextDir === 0) this.nextDir = (this.nextDir + 1) >>> 0
+    const id = this.nextDir
+    this.dirHandles.set(id, rel)
+    this.nextDir = (this.nextDir + 1) >>> 0
+    return id
+  }
+
+  dirPath(id: number): string {
+    const rel = this.dirHandles.get(id)
+    if (rel === undefined) throw fsError('EBADF', 'readdir')
+    return rel
+  }
+
+  releasedir(id: number): void {
+    this.dirHandles.delete(id)
+  }
+
+  release(id: number): void {
+    this.handles.release(id)
+  }
+
+  handle(id: number): Handle {
+    const h = this.handles.get(id)
+    if (!h) throw fsError('EBADF', 'handle')
+    return h
+  }
+
+  fstat(id: number): TaggedStat {
+    const h = this.handle(id)
+    return { st: host.fstat(h.fd), tag: h.upper ? UPPER_TAG : LOWER_TAG + h.layer, mergedDir: false }
+  }
+
+  get fsyncEnabled(): boolean {
+    return this.fsyncOn
+  }
+}
+
+function isLive(node: Node): boolean {
+  for (let n: Node | null = node; n; n = n.parent) if (n.dead) return false
+  return true
+}
+
+/** renameat2(RENAME_EXCHANGE), or a plain two-step replace where the filesystem lacks it. */
+function exchangeOrReplace(tmp: string, abs: string): void {
+  try {
+    host.rename(tmp, abs, native.RENAME_EXCHANGE)
+  } catch (err) {
+    if ((err as FsError).code !== 'EINVAL') throw err
+    const aside = `${tmp}.old`
+    host.rename(abs, aside)
+    host.rename(tmp, abs)
+    host.rename(aside, tmp)
+  }
+}
+
+/** rename leaving a whiteout at the source in the same step (RENAME_WHITEOUT), else in two. */
+function renameWithWhiteout(from: string, to: string): void {
+  try {
+    host.rename(from, to, native.RENAME_WHITEOUT)
+  } catch (err) {
+    if ((err as FsError).code !== 'EINVAL') throw err
+    host.rename(from, to)
+    host.mknod(from, host.S_IFCHR, 0)
+  }
+}
+
+export { UPPER_TAG, LOWER_TAG }
