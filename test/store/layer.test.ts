@@ -9,7 +9,7 @@ import * as path from 'node:path'
 import * as zlib from 'node:zlib'
 import t from 'tap'
 import { native } from '../../src/native'
-import { FIXTURES, strata, tmpDir } from './util'
+import { FIXTURES, strata, strataAsNobody, tmpDir } from './util'
 
 const layerFile = (fx: string, n: number): string => path.join(FIXTURES, fx, 'layers', `${n}.tar.gz`)
 const sha = (b: Buffer): string => `sha256:${crypto.createHash('sha256').update(b).digest('hex')}`
@@ -64,11 +64,8 @@ t.test('as an unprivileged user, a refused kernel form (opaque xattr) falls back
   const root2 = path.join(dir, 'store2')
   fs.mkdirSync(root2, { mode: 0o777 })
   fs.chmodSync(root2, 0o777)
-  const { spawnSync } = await import('node:child_process')
-  // tap's NODE_OPTIONS would make the child write coverage data where nobody may not
-  const nobodyEnv = { ...process.env, NODE_OPTIONS: '' }
-  const res = spawnSync(process.execPath, [path.join(__dirname, '..', '..', '..', 'bin', 'strata'), '--root', root2, 'layer', 'import', layerFile('podman-build', 3)], { uid: 65534, gid: 65534, encoding: 'utf8', env: nobodyEnv })
-  t.equal(res.status, 0, `import as nobody: ${res.stderr}`)
+  const res = strataAsNobody(root2, ['layer', 'import', layerFile('podman-build', 3)])
+  t.equal(res.code, 0, `import as nobody: ${res.stderr}`)
   const digest = res.stdout.trim().split(' ').pop() ?? ''
   t.equal(`imported layer ${digest}`, r.stdout.trim(), 'same diffID')
   const diff = path.join(root2, 'layers', digest.slice(7), 'diff')
@@ -79,8 +76,8 @@ t.test('as an unprivileged user, a refused kernel form (opaque xattr) falls back
   t.ok(fs.lstatSync(path.join(diff, 'opt', 'app', 'cache', '.wh..wh..opq')).isFile(), '.wh..wh..opq kept as a file')
   const info = JSON.parse(fs.readFileSync(path.join(root2, 'layers', digest.slice(7), 'layer.json'), 'utf8')) as { stats: { aufsFallbacks: number } }
   t.ok(info.stats.aufsFallbacks > 0, 'fallbacks counted in layer.json')
-  const v = spawnSync(process.execPath, [path.join(__dirname, '..', '..', '..', 'bin', 'strata'), '--root', root2, 'layer', 'verify'], { uid: 65534, gid: 65534, encoding: 'utf8', env: nobodyEnv })
-  t.equal(v.status, 0, `verify as nobody: ${v.stderr}`)
+  const v = strataAsNobody(root2, ['layer', 'verify'])
+  t.equal(v.code, 0, `verify as nobody: ${v.stderr}`)
 })
 
 t.test('re-import stores nothing new; rm, verify of a damaged layer, exit codes', async (t) => {

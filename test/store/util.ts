@@ -144,3 +144,13 @@ export function stratafsWorks(): { ok: boolean, why: string } {
     fs.rmSync(dir, { recursive: true, force: true })
   }
 }
+
+/**
+ * Runs bin/strata as user nobody. Goes through setpriv + `env -u NODE_OPTIONS` because tap's
+ * processinfo rewrites the environment of spawned node processes to record coverage in .tap/,
+ * where nobody may not write.
+ */
+export function strataAsNobody(root: string, args: string[]): Run {
+  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'env', '-u', 'NODE_OPTIONS', process.execPath, STRATA, '--root', root, ...args], { encoding: 'utf8' })
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr }
+}
