@@ -75,7 +75,10 @@ export function mountState(mnt: string): 'live' | 'stale' | 'none' {
   try {
     fs.statSync(mnt)
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOTCONN') return 'stale'
+    const code = (err as NodeJS.ErrnoException).code
+    // ENOTCONN: "Transport endpoint is not connected"; the first access after the daemon died
+    // may report ECONNABORTED instead
+    if (code === 'ENOTCONN' || code === 'ECONNABORTED') return 'stale'
     return 'none'
   }
   return isMountpoint(mnt) ? 'live' : 'none'
