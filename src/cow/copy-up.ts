@@ -8,14 +8,16 @@
  *
  * File data moves with copy_file_range off the JS thread and keeps the holes of sparse files
  * (src/native copyData). Owner is set before mode because chown clears setuid/setgid bits, which
- * copy-up keeps as overlayfs does. trusted.overlay.* xattrs of the source are never copied: an
- * opaque marker from a lower layer must not make the upper directory opaque.
+ * copy-up keeps as overlayfs does. overlay's own trusted.overlay.* xattrs of the source are never
+ * copied (an opaque marker from a lower layer must not make the upper directory opaque); escaped
+ * user ones (trusted.overlay.overlay.*) are. Publishing restores the upper parent's atime/mtime, as
+ * overlayfs does (ovl_copy_up_one): a copy-up is not a change to the directory it lands in.
  */
 import * as fs from 'node:fs'
 import { native, ST } from '../native'
 import { FsError } from '../sys/errors'
 import * as host from '../sys/hostfs'
-import { OVERLAY_XATTR_PREFIX } from '../layers/whiteout'
+import { unescapeXattr } from '../layers/whiteout'
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants
 
@@ -74,12 +76,32 @@ export async function copyUpEntry(srcAbs: string, st: Float64Array, destAbs: str
         host.mknod(tmp, st[ST.mode]!, st[ST.rdev]!)
     }
     applyMetadata(srcAbs, st, tmp)
-    host.rename(tmp, destAbs)
+    publish(tmp, destAbs)
   } catch (err) {
     try { host.removeTree(tmp) } catch { /* the original error matters more */ }
     throw err
   }
   return bytes
+}
+
+/** Renames the finished copy into place and puts the parent's times back. */
+function publish(tmp: string, destAbs: string): void {
+  keepingParentTimes(destAbs, () => host.rename(tmp, destAbs))
+}
+
+/**
+ * Copy-up of a second name of a file already copied up in the same tree copy-up: a hard link to
+ * that copy, so the names stay one file (as mv keeps them across filesystems).
+ */
+export function copyUpAsLink(existingUpperAbs: string, destAbs: string): void {
+  keepingParentTimes(destAbs, () => host.link(existingUpperAbs, destAbs))
+}
+
+function keepingParentTimes(destAbs: string, change: () => void): void {
+  const parent = destAbs.slice(0, destAbs.lastIndexOf('/'))
+  const pst = host.lstat(parent)
+  change()
+  host.utimens(parent, pst[ST.atimeSec]!, pst[ST.atimeNsec]!, pst[ST.mtimeSec]!, pst[ST.mtimeNsec]!)
 }
 
 /** Copy-up of a directory is metadata only, and synchronous. */
@@ -88,7 +110,7 @@ export function copyUpDir(srcAbs: string, st: Float64Array, destAbs: string, wor
   try {
     host.mkdir(tmp, 0o700)
     applyMetadata(srcAbs, st, tmp)
-    host.rename(tmp, destAbs)
+    publish(tmp, destAbs)
   } catch (err) {
     try { host.removeTree(tmp) } catch { /* keep the original error */ }
     throw err
@@ -126,7 +148,7 @@ export function applyMetadata(srcAbs: string, st: Float64Array, dest: string): v
 
 function copyXattrs(srcAbs: string, dest: string, isLink: boolean): void {
   for (const name of host.listxattr(srcAbs)) {
-    if (name.startsWith(OVERLAY_XATTR_PREFIX)) continue
+    if (unescapeXattr(name) === null) continue
     const value = host.getxattr(srcAbs, name)
     if (value === null) continue
     try {

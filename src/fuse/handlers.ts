@@ -64,6 +64,7 @@ export function makeHandlers(union: UnionFs, log: Logger, onInit: () => void): H
     const signal = signalFn(name)
     def(name, ((l: Buffer, _op: number, ...args: never[]) => {
       const start = process.hrtime.bigint()
+      if (trace) log.trace({ op: name, args: args.filter((a) => typeof a !== 'object' || a === null) }, 'request')
       let result: void | Promise<void>
       try {
         result = fn(...args)

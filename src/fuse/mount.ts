@@ -1,10 +1,12 @@
 /**
  * Mounting and unmounting through the patched fuse-native binding, and the libfuse options strata
- * always sets. Kernel cache contract (why these timeouts are safe): stratafs is the only writer of
- * the upper while mounted and lower layers never change, so every change the kernel could have
- * cached comes through this mount and the kernel invalidates its own dentries/attrs for it. The
- * timeouts stay short (1 s) because libfuse's high-level API gives each hard link its own kernel
- * inode, whose cached st_nlink is not refreshed when another name of the file changes.
+ * always sets. Kernel cache contract: stratafs is the only writer of the upper while mounted and
+ * lower layers never change, so every change to names comes through this mount and the kernel
+ * drops or moves its own dentries for it: entry and negative lookups can be cached. Attributes
+ * cannot (attr_timeout=0): libfuse 2's high-level API gives every *name* its own kernel inode, so
+ * after a write, link or unlink through one name of a hard-linked file, the kernel's cached size
+ * and st_nlink of its other names would be stale. Attributes from a lookup reply are still used
+ * within the same jiffy, so `ls -l` does not pay twice.
  */
 import { execFile } from 'node:child_process'
 import { binding } from './binding'
@@ -30,7 +32,7 @@ export function libfuseOptions(opts: FuseMountOptions): string[] {
     'big_writes',
     'auto_cache',
     'nonempty',
-    'attr_timeout=1',
+    'attr_timeout=0',
     'entry_timeout=1',
     'negative_timeout=1',
     ...opts.extra,

@@ -11,6 +11,23 @@
 export const OPAQUE_XATTR = 'trusted.overlay.opaque'
 /** Every xattr overlayfs keeps for itself; never visible through a mount. */
 export const OVERLAY_XATTR_PREFIX = 'trusted.overlay.'
+/**
+ * Names in the overlay namespace set through a mount are stored escaped, as kernel overlayfs does
+ * since 6.7 (overlayfs.rst, "Nesting overlayfs mounts"): trusted.overlay.X ↔ trusted.overlay.overlay.X.
+ */
+const ESCAPED_PREFIX = 'trusted.overlay.overlay.'
+
+/** The host xattr name for a name given through the mount. */
+export function escapeXattr(name: string): string {
+  return name.startsWith(OVERLAY_XATTR_PREFIX) ? ESCAPED_PREFIX + name.slice(OVERLAY_XATTR_PREFIX.length) : name
+}
+
+/** The name shown through the mount for a host xattr name, or null for overlay's own. */
+export function unescapeXattr(name: string): string | null {
+  if (name.startsWith(ESCAPED_PREFIX)) return OVERLAY_XATTR_PREFIX + name.slice(ESCAPED_PREFIX.length)
+  return name.startsWith(OVERLAY_XATTR_PREFIX) ? null : name
+}
+
 export const WH_PREFIX = '.wh.'
 export const WH_OPAQUE = '.wh..wh..opq'
 /** Directory-entry type of a character device (d_type). */

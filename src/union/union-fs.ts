@@ -26,8 +26,8 @@ import { FsError, fsError } from '../sys/errors'
 import * as host from '../sys/hostfs'
 import { absIn, baseOf, isWithin, joinRel, parentOf } from '../sys/rel'
 import { DT_DIR, LowerTree } from '../layers/lower-tree'
-import { isOpaqueValue, isWhiteout, OPAQUE_XATTR, OVERLAY_XATTR_PREFIX, WH_PREFIX } from '../layers/whiteout'
-import { copyUpDir, copyUpEntry, WorkDir } from '../cow/copy-up'
+import { escapeXattr, isOpaqueValue, isWhiteout, OPAQUE_XATTR, unescapeXattr, WH_PREFIX } from '../layers/whiteout'
+import { copyUpAsLink, copyUpDir, copyUpEntry, WorkDir } from '../cow/copy-up'
 import { HandleTable, type Handle } from './handles'
 import { UnionStats } from './stats'
 
@@ -245,14 +245,18 @@ export class UnionFs {
   }
 
   getxattr(rel: string, name: string): Buffer {
-    if (name.startsWith(OVERLAY_XATTR_PREFIX)) throw fsError('EOPNOTSUPP', 'getxattr', rel)
-    const value = host.getxattr(this.visibleAbs(this.resolve(rel)), name)
+    const value = host.getxattr(this.visibleAbs(this.resolve(rel)), escapeXattr(name))
     if (value === null) throw fsError('ENODATA', 'getxattr', rel)
     return value
   }
 
   listxattr(rel: string): string[] {
-    return host.listxattr(this.visibleAbs(this.resolve(rel))).filter((n) => !n.startsWith(OVERLAY_XATTR_PREFIX))
+    const names: string[] = []
+    for (const n of host.listxattr(this.visibleAbs(this.resolve(rel)))) {
+      const shown = unescapeXattr(n)
+      if (shown !== null) names.push(shown)
+    }
+    return names
   }
 
   // ---- copy-up ------------------------------------------------------------------------------------
@@ -323,15 +327,32 @@ export class UnionFs {
     }
   }
 
-  /** Copies a whole directory tree up (for rename of a directory that has lower content). */
-  private async copyUpTree(node: Node): Promise<void> {
+  /**
+   * Copies a whole directory tree up (for rename of a directory that has lower content). Hard links
+   * among the lower files of the tree stay hard links, as they do when mv copies across filesystems.
+   */
+  private async copyUpTree(node: Node, links = new Map<string, string>()): Promise<void> {
     this.ensureUpperDir(node)
     if (!node.merged) return
     const { names } = this.listNode(node)
     for (const name of names) {
       const child = this.resolve(joinRel(node.rel, name))
-      if (child.type === host.S_IFDIR) await this.copyUpTree(child)
-      else if (!child.upper) await this.copyUp(child.rel)
+      if (child.type === host.S_IFDIR) {
+        await this.copyUpTree(child, links)
+        continue
+      }
+      if (child.upper) continue
+      const st = this.statNode(child).st
+      const key = `${child.layer}:${st[ST.ino]}`
+      const first = st[ST.nlink]! > 1 ? links.get(key) : undefined
+      if (first !== undefined) {
+        copyUpAsLink(first, this.upperAbs(child.rel))
+        child.upper = true
+        child.layer = -1
+      } else {
+        await this.copyUp(child.rel)
+        if (st[ST.nlink]! > 1) links.set(key, this.upperAbs(child.rel))
+      }
     }
     host.setxattr(this.upperAbs(node.rel), OPAQUE_XATTR, OPAQUE_VALUE)
     node.merged = false
@@ -601,15 +622,13 @@ export class UnionFs {
   }
 
   async setxattr(rel: string, name: string, value: Buffer, flags: number): Promise<void> {
-    if (name.startsWith(OVERLAY_XATTR_PREFIX)) throw fsError('EOPNOTSUPP', 'setxattr', rel)
     await this.copyUp(rel)
-    host.setxattr(this.upperAbs(rel), name, value, flags)
+    host.setxattr(this.upperAbs(rel), escapeXattr(name), value, flags)
   }
 
   async removexattr(rel: string, name: string): Promise<void> {
-    if (name.startsWith(OVERLAY_XATTR_PREFIX)) throw fsError('EOPNOTSUPP', 'removexattr', rel)
     await this.copyUp(rel)
-    host.removexattr(this.upperAbs(rel), name)
+    host.removexattr(this.upperAbs(rel), escapeXattr(name))
   }
 
   // ---- open files ---------------------------------------------------------------------------------
