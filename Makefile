@@ -1,0 +1,30 @@
+# strata: the two set-up commands are `make demo` and `make test` (both install what they need).
+SHELL := /bin/bash
+.PHONY: deps build demo test test-diff test-store check clean
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	@npx tsc -p tsconfig.json
+
+demo: export STRATA_DEMO_ONLY = 1
+demo: build
+	@bash scripts/demo.sh
+
+# Every test file under test/ (compiled to dist/test), through real mounts. Needs root and /dev/fuse.
+test: build
+	@npx tap
+
+test-diff: build
+	@npx tap dist/test/diff/*.test.js
+
+test-store: build
+	@npx tap dist/test/store/*.test.js
+
+check: build
+	@npx tsc -p tsconfig.json --noEmit
+	@bash scripts/check-mounts.sh
+
+clean:
+	rm -rf dist src/native/build .tap

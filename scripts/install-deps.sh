@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what strata needs on a fresh Debian machine (run as root), then the npm packages.
+#   runtime:  fuse3 (fusermount3; not Debian's `fuse`, which conflicts with it and with podman),
+#             libfuse2 (the library stratafs is linked against)
+#   build:    libfuse-dev, pkg-config, g++, make, python3 (fuse-native and strata_sys are built
+#             from source against Debian's libfuse; see patches/README.md)
+#   tests:    attr (getfattr/setfattr), fuse-overlayfs (peer), podman + runc (round trips)
+# Idempotent: installs only what is missing; `npm ci` only when node_modules is absent or stale.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=(fuse3 libfuse2 libfuse-dev pkg-config g++ make python3 attr fuse-overlayfs podman runc uidmap)
+[ "${STRATA_DEMO_ONLY:-}" = 1 ] && need=(fuse3 libfuse2 libfuse-dev pkg-config g++ make python3 attr)
+missing=()
+for p in "${need[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then echo "install-deps: need root to apt-get install: ${missing[*]}" >&2; exit 1; fi
+  echo "install-deps: apt-get install ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
+   || [ ! -f node_modules/fuse-native/build/Release/fuse.node ] || [ ! -f src/native/build/Release/strata_sys.node ]; then
+  echo "install-deps: npm ci" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+fi
