@@ -21,7 +21,25 @@ import { buildLayers } from '../helpers/fixtures'
 import { Mounted, Target, diffTarget, mountUnion } from '../helpers/mounts'
 import { Op, Result, runOp, showOp } from '../helpers/ops'
 import { tempDir } from '../helpers/tmp'
-import { Snapshot, diffSnapshots, show, snapshot } from '../helpers/tree'
+import { Snapshot, View, diffSnapshots, show, snapshot } from '../helpers/tree'
+import { HangError, guarded } from '../helpers/watchdog'
+
+/** How long one op or one tree walk on a FUSE mount may take before the watchdog aborts it. */
+const OP_DEADLINE_MS = 20_000
+const WALK_DEADLINE_MS = 30_000
+
+/**
+ * Snapshot of a mounted tree under the watchdog. A hang is a failure of `t` (with its label) and
+ * yields null; callers then report the comparison as failed, never as passed.
+ */
+export function snapMount(t: Test, m: Mounted, root: string, view: View, label: string): Snapshot | null {
+  try {
+    return guarded(m.abortPath, WALK_DEADLINE_MS, `${m.target}: walk of ${root} (${label})`, () => snapshot(root, view))
+  } catch (e) {
+    if (e instanceof HangError) { t.fail(e.message); return null }
+    throw e
+  }
+}
 
 export interface Side {
   target: Target
@@ -77,12 +95,19 @@ export function showResult(r: Result): string {
 export function applyBoth(pair: Pair, ops: Op[]): { divergences: Divergence[]; kernelExdev: string[] } {
   const divergences: Divergence[] = []
   const kernelExdev: string[] = []
-  ops.forEach((op, index) => {
+  for (const [index, op] of ops.entries()) {
     const kernel = runOp(pair.ref.mnt, op)
-    const target = runOp(pair.sut.mnt, op)
+    let target: Result
+    try {
+      target = guarded(pair.sut.m.abortPath, OP_DEADLINE_MS, `${pair.sut.target}: ${showOp(op)}`, () => runOp(pair.sut.mnt, op))
+    } catch (e) {
+      if (!(e instanceof HangError)) throw e
+      divergences.push({ index, op, kernel, target: { err: e.message } })
+      break // the connection is aborted: nothing after this can be compared
+    }
     if (kernel.via === 'EXDEV') kernelExdev.push(showOp(op))
     if (!sameResult(kernel, target, pair.sut.target)) divergences.push({ index, op, kernel, target })
-  })
+  }
   return { divergences, kernelExdev }
 }
 
@@ -97,17 +122,24 @@ function report(t: Test, what: string, lines: string[], max = 40): void {
   t.same(msg, [], what, { diff: lines.join('\n') })
 }
 
+/** Compares two snapshots; a missing one (a hang, already failed) makes the comparison fail too. */
+function compareSnaps(t: Test, what: string, a: Snapshot | null, b: Snapshot | null, names: [string, string]): void {
+  if (!a || !b) { t.fail(`${what}: not compared, ${!a ? names[0] : names[1]}'s tree could not be read (hang)`); return }
+  report(t, what, diffSnapshots(a, b, {}, names))
+}
+
 /** Merged trees equal, uppers equal in overlay format. Returns the merged snapshots. */
-export function compareMounted(t: Test, pair: Pair, stage: string): { ref: Snapshot; sut: Snapshot } {
+export function compareMounted(t: Test, pair: Pair, stage: string): { ref: Snapshot | null; sut: Snapshot | null } {
   const names: [string, string] = ['kernel', pair.sut.target]
-  const ref = snapshot(pair.ref.mnt, 'merged')
-  const sut = snapshot(pair.sut.mnt, 'merged')
-  report(t, `${stage}: merged trees equal`, diffSnapshots(ref, sut, {}, names))
-  const hidden = [...sut.entries].filter(([k, e]) => /\/\.wh\.|\/\.fuse_hidden/.test(k) || Object.keys(e.xattrs ?? {}).some(x => x.startsWith('trusted.overlay.')))
-  t.same(hidden.map(([k]) => show(k)), [], `${stage}: no whiteout/internal names or trusted.overlay.* xattrs visible in ${pair.sut.target}'s merged view`)
-  const ru = snapshot(pair.ref.upper, 'upper')
-  const su = snapshot(pair.sut.upper, 'upper')
-  report(t, `${stage}: upper dirs equal in overlay format (whiteouts, opaque, contents, metadata)`, diffSnapshots(ru, su, {}, names))
+  const ref = snapMount(t, pair.ref.m, pair.ref.mnt, 'merged', stage)
+  const sut = snapMount(t, pair.sut.m, pair.sut.mnt, 'merged', stage)
+  compareSnaps(t, `${stage}: merged trees equal`, ref, sut, names)
+  if (sut) {
+    const hidden = [...sut.entries].filter(([k, e]) => /\/\.wh\.|\/\.fuse_hidden/.test(k) || Object.keys(e.xattrs ?? {}).some(x => x.startsWith('trusted.overlay.')))
+    t.same(hidden.map(([k]) => show(k)), [], `${stage}: no whiteout/internal names or trusted.overlay.* xattrs visible in ${pair.sut.target}'s merged view`)
+  }
+  compareSnaps(t, `${stage}: upper dirs equal in overlay format (whiteouts, opaque, contents, metadata)`,
+    snapshot(pair.ref.upper, 'upper'), snapshot(pair.sut.upper, 'upper'), names)
   return { ref, sut }
 }
 
@@ -135,22 +167,22 @@ export async function finalChecks(t: Test, pair: Pair, label: string): Promise<v
   pair.ref.m = await remount(t, pair.ref)
   pair.sut.m = await remount(t, pair.sut)
   const after = compareMounted(t, pair, `${label} [remounted]`)
-  report(t, `${label}: kernel view same after remount`, diffSnapshots(before.ref, after.ref, {}, ['before', 'after']))
-  report(t, `${label}: ${pair.sut.target} view same after remount`, diffSnapshots(before.sut, after.sut, {}, ['before', 'after']))
+  compareSnaps(t, `${label}: kernel view same after remount`, before.ref, after.ref, ['before', 'after'])
+  compareSnaps(t, `${label}: ${pair.sut.target} view same after remount`, before.sut, after.sut, ['before', 'after'])
   await pair.ref.m.unmount(); await pair.sut.m.unmount()
 
   // cross-mount: each upper under the other implementation (fresh workdirs on the same fs)
   const kWork = path.join(pair.sut.dir, 'work-kernel'); fs.mkdirSync(kWork)
   const sWork = path.join(pair.ref.dir, 'work-target'); fs.mkdirSync(sWork)
   const kOnS = await remount(t, pair.sut, pair.sut.upper, kWork, 'kernel')
-  const kOnSView = snapshot(pair.sut.mnt, 'merged')
+  const kOnSView = snapMount(t, kOnS, pair.sut.mnt, 'merged', `${label}: kernel on ${pair.sut.target}'s upper`)
   await kOnS.unmount()
   const sOnK = await remount(t, pair.ref, pair.ref.upper, sWork, pair.sut.target)
-  const sOnKView = snapshot(pair.ref.mnt, 'merged')
+  const sOnKView = snapMount(t, sOnK, pair.ref.mnt, 'merged', `${label}: ${pair.sut.target} on the kernel's upper`)
   await sOnK.unmount()
-  report(t, `${label}: kernel overlayfs on ${pair.sut.target}'s upper shows ${pair.sut.target}'s tree`,
-    diffSnapshots(after.sut, kOnSView, {}, [pair.sut.target, 'kernel-on-its-upper']))
-  report(t, `${label}: ${pair.sut.target} on the kernel's upper shows the kernel's tree`,
-    diffSnapshots(after.ref, sOnKView, {}, ['kernel', `${pair.sut.target}-on-kernel-upper`]))
+  compareSnaps(t, `${label}: kernel overlayfs on ${pair.sut.target}'s upper shows ${pair.sut.target}'s tree`,
+    after.sut, kOnSView, [pair.sut.target, 'kernel-on-its-upper'])
+  compareSnaps(t, `${label}: ${pair.sut.target} on the kernel's upper shows the kernel's tree`,
+    after.ref, sOnKView, ['kernel', `${pair.sut.target}-on-kernel-upper`])
   checkLowers(t, pair, `${label} after cross-mount`)
 }

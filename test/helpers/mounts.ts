@@ -18,6 +18,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { spawn, spawnSync } from 'node:child_process'
 import { TestLike, mountTable } from './tmp'
+import { fuseAbortPath } from './watchdog'
 
 export type Target = 'kernel' | 'stratafs' | 'fuse-overlayfs'
 
@@ -36,6 +37,8 @@ export interface Mounted extends UnionDirs {
   unmount(): Promise<void>
   /** What the mount program printed (stratafs/fuse-overlayfs), for failure messages. */
   log(): string
+  /** fusectl abort file for a FUSE mount (see watchdog.ts); null for the kernel. */
+  abortPath: string | null
 }
 
 const REPO = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../..' : '../..')
@@ -92,8 +95,12 @@ function pidsWithArgvTail(tail: string[]): number[] {
   return out
 }
 
+/** Running (a zombie, waiting for its reaper, counts as exited). */
 function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true } catch { return false }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1')
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
+  } catch { return false }
 }
 
 /**
@@ -169,5 +176,5 @@ export async function mountUnion(t: TestLike, target: Target, d: UnionDirs): Pro
     if (errors.length && target === 'kernel') t.comment(`unmount ${d.mnt}: ${errors.join('; ')}`)
   }
   t.teardown(unmount)
-  return { ...d, target, unmount, log: () => log }
+  return { ...d, target, unmount, log: () => log, abortPath: target === 'kernel' ? null : fuseAbortPath(d.mnt) }
 }
