@@ -26,7 +26,7 @@ const USER_OPS: [Op, string?][] = [
   [o('write', 'etc/newfile', 'no'), 'EACCES'], [o('append', 'etc/motd', 'no'), 'EACCES'],
   [o('read', 'etc/secret'), 'EACCES'], [o('read', 'etc/motd'), 'ok'],
   [o('append', 'data/rw-all', 'anyone\n'), 'ok'], [o('lstat', 'data/rw-all')],
-  [o('append', 'data/owned', 'mine\n'), 'EACCES'], [o('chmod', 'data/owned', 0o600), 'ok'], [o('append', 'data/owned', 'mine\n'), 'ok'],
+  [o('append', 'data/owned', 'mine\n'), 'ok'], [o('append', 'etc/passwd', 'no\n'), 'EACCES'], [o('chmod', 'data/owned', 0o600), 'ok'], [o('append', 'data/owned', 'mine\n'), 'ok'],
   [o('lstat', 'data/owned')], [o('chmod', 'etc/motd', 0o777), 'EPERM'], [o('chown', 'home/user/new.txt', 0, 0), 'EPERM'],
   [o('chown', 'home/user/new.txt', -1, 2000), 'EPERM'],
   [o('unlink', 'tmp/rootfile'), 'EPERM'], [o('unlink', 'tmp/userfile'), 'ok'], [o('write', 'tmp/mine', 'x'), 'ok'], [o('lstat', 'tmp/mine')],

@@ -39,6 +39,8 @@ export interface Mounted extends UnionDirs {
   log(): string
   /** fusectl abort file for a FUSE mount (see watchdog.ts); null for the kernel. */
   abortPath: string | null
+  /** After unmount(): true if the FUSE daemon was still running 5 s later (and was killed). */
+  daemonLingered(): boolean
 }
 
 const REPO = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../..' : '../..')
@@ -154,6 +156,7 @@ export async function mountUnion(t: TestLike, target: Target, d: UnionDirs): Pro
   }
 
   let done = false
+  let lingered = false
   const unmount = async (): Promise<void> => {
     if (done) return
     done = true
@@ -169,6 +172,7 @@ export async function mountUnion(t: TestLike, target: Target, d: UnionDirs): Pro
     // a FUSE daemon must exit once unmounted; give it a moment, then kill only the pid we found
     for (let i = 0; i < 50 && daemonPids.some(alive); i++) await sleep(100)
     for (const pid of daemonPids.filter(alive)) {
+      lingered = true
       t.comment(`${target} daemon pid ${pid} still alive 5 s after unmount of ${d.mnt}; SIGKILL`)
       try { process.kill(pid, 'SIGKILL') } catch { /* gone */ }
     }
@@ -176,5 +180,5 @@ export async function mountUnion(t: TestLike, target: Target, d: UnionDirs): Pro
     if (errors.length && target === 'kernel') t.comment(`unmount ${d.mnt}: ${errors.join('; ')}`)
   }
   t.teardown(unmount)
-  return { ...d, target, unmount, log: () => log, abortPath: target === 'kernel' ? null : fuseAbortPath(d.mnt) }
+  return { ...d, target, unmount, log: () => log, abortPath: target === 'kernel' ? null : fuseAbortPath(d.mnt), daemonLingered: () => lingered }
 }
