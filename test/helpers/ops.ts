@@ -10,7 +10,9 @@
  *
  * `rename` follows what mv(1) does: rename(2), and on EXDEV (kernel overlayfs without
  * redirect_dir, for a directory that exists in a lower layer) copy the tree (mode, owner, times,
- * xattrs, hard links within it) and delete the source. The result then says `via: 'EXDEV'`, so a
+ * xattrs, hard links within it) and delete the source; an existing target is handled by
+ * rename(2)'s rules first (empty dir replaced, non-empty dir ENOTEMPTY, non-dir ENOTDIR).
+ * The result then says `via: 'EXDEV'`, so a
  * test can both accept the outcome and record that the kernel refused the rename.
  */
 import * as crypto from 'node:crypto'
@@ -152,6 +154,15 @@ const IMPL = {
   rename: (r, [from, to]) => {
     const res = native.rename(p(r, from), p(r, to), 0)
     if (res === -18 /* EXDEV */) {
+      // rename(2)'s rules for an existing target, which a plain copy would not give (mv(1) then
+      // reports the same errors): a dir replaces only an empty dir; a dir never replaces a non-dir
+      const dst = lstat(p(r, to))
+      if (typeof dst !== 'number') {
+        if ((dst[ST.mode]! & 0o170000) !== 0o040000) throw new Errno('ENOTDIR')
+        const list = native.readdir(p(r, to))
+        if (typeof list !== 'number' && list.names.some(n => n !== '.' && n !== '..')) throw new Errno('ENOTEMPTY')
+        chk(native.rmdir(p(r, to)))
+      }
       copyTree(p(r, from), p(r, to))
       rmrf(p(r, from))
       return { via: 'EXDEV' }
