@@ -39,13 +39,17 @@ function realDir(what: string, p: string): string {
 
 const within = (p: string, dir: string): boolean => p === dir || p.startsWith(dir.endsWith('/') ? dir : `${dir}/`)
 
-/** A mount at `p` whose FUSE daemon died answers ENOTCONN; it can be cleared with a lazy unmount. */
+/**
+ * A mount at `p` whose FUSE daemon died answers ENOTCONN (ECONNABORTED on the first access after
+ * the death); it can be cleared with a lazy unmount.
+ */
 export function isDeadMount(p: string): boolean {
   try {
     fs.statSync(p)
     return false
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ENOTCONN'
+    const code = (err as NodeJS.ErrnoException).code
+    return code === 'ENOTCONN' || code === 'ECONNABORTED'
   }
 }
 

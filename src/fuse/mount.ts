@@ -28,7 +28,6 @@ export function libfuseOptions(opts: FuseMountOptions): string[] {
     'allow_other',
     'default_permissions',
     'use_ino',
-    'hard_remove',
     'big_writes',
     'auto_cache',
     'nonempty',

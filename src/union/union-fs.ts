@@ -36,6 +36,21 @@ const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_NOFOLL
 const O_ACCMODE = 3
 const OPAQUE_VALUE = Buffer.from('y')
 const NAME_MAX = 255
+/**
+ * libfuse (without hard_remove) renames a file that is unlinked while open to `.fuse_hidden*` in
+ * the same directory and unlinks that name on the last close. stratafs carries out that rename by
+ * moving the file into the work dir (or, for a lower file, just remembering it), so the file keeps
+ * answering fstat/fchmod/... while nothing of it appears in the upper, and a crash leaves it only in
+ * the work dir, which is emptied at the next mount.
+ */
+const HIDDEN_PREFIX = '.fuse_hidden'
+
+interface HiddenFile {
+  abs: string
+  /** the file lives in the work dir (ours to change and delete); else it is a lower file */
+  own: boolean
+  layer: number
+}
 /** ino tag (top 16 bits of st_ino) of the upper; lower layer i gets LOWER_TAG + i. */
 const UPPER_TAG = 1
 const LOWER_TAG = 2
@@ -88,6 +103,7 @@ export class UnionFs {
   private readonly nodes: LRUCache<string, Node>
   private readonly root: Node
   private readonly inflight = new Map<string, Promise<void>>()
+  private readonly hidden = new Map<string, HiddenFile>()
 
   constructor(opts: UnionOptions) {
     this.lower = new LowerTree(opts.lowers)
@@ -171,7 +187,14 @@ export class UnionFs {
   // ---- reads --------------------------------------------------------------------------------------
 
   stat(rel: string): TaggedStat {
+    const h = this.hidden.get(rel)
+    if (h) return { st: host.lstat(h.abs), tag: h.own ? UPPER_TAG : LOWER_TAG + h.layer, mergedDir: false }
     return this.statNode(this.resolve(rel))
+  }
+
+  /** Host path to read the entry at `rel` from (the visible entry, or a hidden open file). */
+  private readAbs(rel: string): string {
+    return this.hidden.get(rel)?.abs ?? this.visibleAbs(this.resolve(rel))
   }
 
   statNode(node: Node): TaggedStat {
@@ -245,14 +268,14 @@ export class UnionFs {
   }
 
   getxattr(rel: string, name: string): Buffer {
-    const value = host.getxattr(this.visibleAbs(this.resolve(rel)), escapeXattr(name))
+    const value = host.getxattr(this.readAbs(rel), escapeXattr(name))
     if (value === null) throw fsError('ENODATA', 'getxattr', rel)
     return value
   }
 
   listxattr(rel: string): string[] {
     const names: string[] = []
-    for (const n of host.listxattr(this.visibleAbs(this.resolve(rel)))) {
+    for (const n of host.listxattr(this.readAbs(rel))) {
       const shown = unescapeXattr(n)
       if (shown !== null) names.push(shown)
     }
@@ -486,6 +509,12 @@ export class UnionFs {
 
   async unlink(rel: string): Promise<void> {
     this.writable(rel)
+    const h = this.hidden.get(rel)
+    if (h) {
+      this.hidden.delete(rel)
+      if (h.own) host.unlink(h.abs)
+      return
+    }
     await this.settle(rel)
     const node = this.resolve(rel)
     if (node.type === host.S_IFDIR) throw fsError('EISDIR', 'unlink', rel)
@@ -532,9 +561,29 @@ export class UnionFs {
     this.forget(rel)
   }
 
+  /** libfuse's rename of an open file being unlinked to `.fuse_hidden*` (see HIDDEN_PREFIX). */
+  private async hide(from: string, to: string): Promise<void> {
+    await this.settle(from)
+    const node = this.resolve(from)
+    if (node.type === host.S_IFDIR) throw fsError('EISDIR', 'rename', from)
+    if (node.upper) {
+      const tmp = this.work!.tempName()
+      if (this.lowerHas(node.parent!, from)) renameWithWhiteout(this.upperAbs(from), tmp)
+      else host.rename(this.upperAbs(from), tmp)
+      this.hidden.set(to, { abs: tmp, own: true, layer: -1 })
+    } else {
+      this.hidden.set(to, { abs: this.lower.abs(node.layer, from), own: false, layer: node.layer })
+      this.ensureUpperDir(node.parent!)
+      this.whiteoutAt(this.upperAbs(from))
+    }
+    this.forget(from)
+    this.handles.moved(from, to)
+  }
+
   async rename(from: string, to: string): Promise<void> {
     this.writable(from)
     if (from === to) return
+    if (baseOf(to).startsWith(HIDDEN_PREFIX)) return this.hide(from, to)
     if (from === '' || to === '') throw fsError('EBUSY', 'rename', from)
     if (isWithin(to, from)) throw fsError('EINVAL', 'rename', from)
     const toName = baseOf(to)
@@ -594,26 +643,45 @@ export class UnionFs {
 
   // ---- attribute changes (all copy up first) ------------------------------------------------------
 
+  /** Copies `rel` up if needed and returns the host path to change (a hidden file's own copy too). */
+  private async changeableAbs(rel: string, data = true): Promise<{ abs: string, type: number }> {
+    const h = this.hidden.get(rel)
+    if (!h) {
+      const node = await this.copyUp(rel, data)
+      return { abs: this.upperAbs(rel), type: node.type }
+    }
+    if (!h.own) {
+      // A lower file unlinked while open is changed: give it its own copy in the work dir.
+      this.writable(rel)
+      const tmp = this.work!.tempName()
+      await copyUpEntry(h.abs, host.lstat(h.abs), tmp, this.work!, { data, fsync: false })
+      this.hidden.set(rel, { abs: tmp, own: true, layer: -1 })
+      for (const handle of this.handles.at(rel)) {
+        if (!handle.upper) this.handles.retarget(handle, host.open(tmp, O_RDONLY | O_NOFOLLOW), true, -1)
+      }
+      return { abs: tmp, type: host.S_IFREG }
+    }
+    return { abs: h.abs, type: host.S_IFREG }
+  }
+
   async chmod(rel: string, mode: number): Promise<void> {
-    const node = await this.copyUp(rel)
-    if (node.type === host.S_IFLNK) throw fsError('EOPNOTSUPP', 'chmod', rel)
-    host.chmod(this.upperAbs(rel), mode)
+    const { abs, type } = await this.changeableAbs(rel)
+    if (type === host.S_IFLNK) throw fsError('EOPNOTSUPP', 'chmod', rel)
+    host.chmod(abs, mode)
   }
 
   async chown(rel: string, uid: number, gid: number): Promise<void> {
-    await this.copyUp(rel)
-    host.lchown(this.upperAbs(rel), uid, gid)
+    host.lchown((await this.changeableAbs(rel)).abs, uid, gid)
   }
 
   async utimens(rel: string, aSec: number, aNsec: number, mSec: number, mNsec: number): Promise<void> {
-    await this.copyUp(rel)
-    host.utimens(this.upperAbs(rel), aSec, aNsec, mSec, mNsec)
+    host.utimens((await this.changeableAbs(rel)).abs, aSec, aNsec, mSec, mNsec)
   }
 
   async truncate(rel: string, size: number): Promise<void> {
-    const node = await this.copyUp(rel, size > 0)
-    if (node.type === host.S_IFDIR) throw fsError('EISDIR', 'truncate', rel)
-    const fd = host.open(this.upperAbs(rel), O_WRONLY | O_NOFOLLOW)
+    const { abs, type } = await this.changeableAbs(rel, size > 0)
+    if (type === host.S_IFDIR) throw fsError('EISDIR', 'truncate', rel)
+    const fd = host.open(abs, O_WRONLY | O_NOFOLLOW)
     try {
       fs.ftruncateSync(fd, size)
     } finally {
@@ -622,13 +690,11 @@ export class UnionFs {
   }
 
   async setxattr(rel: string, name: string, value: Buffer, flags: number): Promise<void> {
-    await this.copyUp(rel)
-    host.setxattr(this.upperAbs(rel), escapeXattr(name), value, flags)
+    host.setxattr((await this.changeableAbs(rel)).abs, escapeXattr(name), value, flags)
   }
 
   async removexattr(rel: string, name: string): Promise<void> {
-    await this.copyUp(rel)
-    host.removexattr(this.upperAbs(rel), escapeXattr(name))
+    host.removexattr((await this.changeableAbs(rel)).abs, escapeXattr(name))
   }
 
   // ---- open files ---------------------------------------------------------------------------------
@@ -637,6 +703,11 @@ export class UnionFs {
     const acc = flags & O_ACCMODE
     const writes = acc === O_WRONLY || acc === O_RDWR || (flags & O_TRUNC) !== 0
     const hostFlags = (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT)) | O_NOFOLLOW
+    if (this.hidden.has(rel)) {
+      const abs = writes ? (await this.changeableAbs(rel)).abs : this.hidden.get(rel)!.abs
+      const h = this.hidden.get(rel)!
+      return this.handles.add(host.open(abs, h.own ? hostFlags : (hostFlags & ~O_ACCMODE) | O_RDONLY), rel, writes, h.own, h.layer)
+    }
     if (writes) {
       const node = await this.copyUp(rel, (flags & O_TRUNC) === 0)
       if (node.type === host.S_IFDIR) throw fsError('EISDIR', 'open', rel)

@@ -1,0 +1,93 @@
+/**
+ * Small helpers for the stratafs tests: a standard layer set-up, running the real binary, and
+ * finding the daemon a mount belongs to (by its argv naming our fresh temp mountpoint).
+ */
+import * as fs from 'node:fs'
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process'
+import type { Test } from 'tap'
+import { tempDir } from '../helpers/tmp'
+import { isMounted, mountUnion, stratafsBin, type Mounted } from '../helpers/mounts'
+import { diffSnapshots, snapshot, type Snapshot } from '../helpers/tree'
+
+export interface Dirs {
+  root: string
+  lowers: string[]
+  upper: string
+  work: string
+  mnt: string
+}
+
+/** Two lowers (top first) with a little content each, an empty upper/work, a mountpoint. */
+export function makeDirs(t: Test): Dirs {
+  const root = tempDir(t)
+  const d: Dirs = { root, lowers: [`${root}/l1`, `${root}/l2`], upper: `${root}/upper`, work: `${root}/work`, mnt: `${root}/mnt` }
+  for (const p of [...d.lowers, d.upper, d.work, d.mnt]) fs.mkdirSync(p)
+  const [top, bottom] = d.lowers as [string, string]
+  fs.mkdirSync(`${bottom}/etc`)
+  fs.writeFileSync(`${bottom}/etc/motd`, 'bottom motd\n')
+  fs.writeFileSync(`${bottom}/etc/only-bottom`, 'b\n')
+  fs.mkdirSync(`${top}/etc`)
+  fs.writeFileSync(`${top}/etc/motd`, 'top motd\n')
+  return d
+}
+
+export function runStratafs(args: string[], opts: { cwd?: string } = {}): SpawnSyncReturns<string> {
+  return spawnSync(stratafsBin(), args, { encoding: 'utf8', timeout: 30_000, ...opts })
+}
+
+/** Unmounts `mnt` in teardown if a test left it mounted (the test itself should have). */
+export function unmountLater(t: Test, mnt: string): void {
+  t.teardown(() => {
+    if (isMounted(mnt)) spawnSync('fusermount3', ['-u', mnt])
+    if (isMounted(mnt)) spawnSync('umount', ['-l', mnt])
+  })
+}
+
+export function mountDirs(t: Test, d: Dirs, readOnly = false): Promise<Mounted> {
+  return mountUnion(t, 'stratafs', readOnly ? { lowers: d.lowers, mnt: d.mnt } : d)
+}
+
+/** Pids of stratafs daemons whose argv names `mnt`. */
+export function daemonPids(mnt: string): number[] {
+  const pids: number[] = []
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue
+    try {
+      const argv = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0')
+      if (argv.some((a) => a.endsWith('stratafs')) && argv.includes(mnt)) pids.push(Number(name))
+    } catch { /* gone */ }
+  }
+  return pids
+}
+
+export async function waitFor(cond: () => boolean, ms = 5000): Promise<boolean> {
+  for (let waited = 0; waited < ms; waited += 50) {
+    if (cond()) return true
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return cond()
+}
+
+export const alive = (pid: number): boolean => {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1')
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
+  } catch {
+    return false
+  }
+}
+
+/** Snapshots the lower layers now and checks in teardown that they are byte-for-byte unchanged. */
+export function lowersUnchanged(t: Test, lowers: string[]): void {
+  const before = new Map<string, Snapshot>(lowers.map((l) => [l, snapshot(l, 'raw')]))
+  t.teardown(() => {
+    for (const [l, snap] of before) {
+      const diff = diffSnapshots(snap, snapshot(l, 'raw'), {}, ['before', 'after'])
+      if (diff.length) t.fail(`lower ${l} changed: ${diff.join('; ')}`)
+    }
+  })
+}
+
+export function py(code: string, ...args: string[]): SpawnSyncReturns<string> {
+  return spawnSync('python3', ['-c', code, ...args], { encoding: 'utf8', timeout: 60_000 })
+}
