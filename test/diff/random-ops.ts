@@ -57,7 +57,7 @@ export function randomOps(seed: number, count: number, fixtureNames: string[]): 
       }
       case 'symlink': o('symlink', rng.pick(['../etc/motd', '/abs/x', 'dangling', existing()]), fresh()); break
       case 'link': o('link', existing(), rng.chance(0.8) ? fresh() : existing()); break
-      case 'mknod': o('mknod', fresh(), rng.pick(['fifo', 'chr', 'sock']), 0o644, 1, 7); break
+      case 'mknod': o('mknod', fresh(), rng.pick(['fifo', 'chr', 'sock']), 0o644, 1, 3); break
       case 'setxattr': o('setxattr', existing(), `user.k${rng.int(4)}`, rng.text(rng.int(40)), rng.pick([0, 0, 'create', 'replace'])); break
       case 'removexattr': o('removexattr', existing(), rng.pick(['user.k0', 'user.k1', 'user.comment', 'user.top'])); break
       case 'listxattr': o('listxattr', existing()); break

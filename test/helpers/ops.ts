@@ -12,8 +12,8 @@
  * redirect_dir, for a directory that exists in a lower layer) copy the tree (mode, owner, times,
  * xattrs, hard links within it) and delete the source; an existing target is handled by
  * rename(2)'s rules first (empty dir replaced, non-empty dir ENOTEMPTY, non-dir ENOTDIR).
- * The result then says `via: 'EXDEV'`, so a
- * test can both accept the outcome and record that the kernel refused the rename.
+ * The result then says `via: 'EXDEV'`, so a test can both accept the outcome and record that the
+ * kernel refused the rename.
  */
 import * as crypto from 'node:crypto'
 import * as fs from 'node:fs'
@@ -28,7 +28,7 @@ export interface Result { ok?: unknown; err?: string; via?: string }
 const C = fs.constants
 const FLAG: Record<string, number> = {
   O_RDONLY: C.O_RDONLY, O_WRONLY: C.O_WRONLY, O_RDWR: C.O_RDWR, O_CREAT: C.O_CREAT, O_EXCL: C.O_EXCL,
-  O_TRUNC: C.O_TRUNC, O_APPEND: C.O_APPEND, O_DIRECTORY: C.O_DIRECTORY, O_NOFOLLOW: C.O_NOFOLLOW,
+  O_TRUNC: C.O_TRUNC, O_APPEND: C.O_APPEND, O_DIRECTORY: C.O_DIRECTORY, O_NOFOLLOW: C.O_NOFOLLOW, O_NONBLOCK: C.O_NONBLOCK,
 }
 const KIND: Record<string, number> = { fifo: 0o010000, chr: 0o020000, blk: 0o060000, sock: 0o140000, reg: 0o100000 }
 
@@ -46,10 +46,17 @@ function writeAll(fd: number, data: string | Buffer): number {
   while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off)
   return off
 }
+/** Reads to EOF, but at most READ_CAP bytes: a char device such as 1:7 (/dev/full) never ends. */
+const READ_CAP = 64 << 20
 function readAll(fd: number): Buffer {
   const parts: Buffer[] = []
   const buf = Buffer.alloc(1 << 16)
-  for (;;) { const n = fs.readSync(fd, buf, 0, buf.length, null); if (n === 0) break; parts.push(Buffer.from(buf.subarray(0, n))) }
+  let total = 0
+  while (total < READ_CAP) {
+    const n = fs.readSync(fd, buf, 0, buf.length, null)
+    if (n === 0) break
+    parts.push(Buffer.from(buf.subarray(0, n))); total += n
+  }
   return Buffer.concat(parts)
 }
 /** Short contents verbatim (latin1), long ones as size + sha256. */
@@ -133,9 +140,10 @@ const IMPL = {
     fd => (data === null || data === undefined ? 0 : writeAll(fd, String(data))), Number(mode ?? 0o644)),
   /** pwrite at an offset (no O_TRUNC): overwrite in the middle, or extend leaving a hole */
   pwrite: (r, [rel, off, data]) => withFd(p(r, rel), C.O_WRONLY, fd => fs.writeSync(fd, B(String(data)), 0, String(data).length, Number(off))),
-  read: (r, [rel]) => contents(withFd(p(r, rel), C.O_RDONLY, readAll)),
+  /** O_NONBLOCK so a FIFO does not wait for a writer */
+  read: (r, [rel]) => contents(withFd(p(r, rel), C.O_RDONLY | C.O_NONBLOCK, readAll)),
   /** a file opened read-only before a write elsewhere copies it up must then read the new data */
-  readStale: (r, [rel, data]) => withFd(p(r, rel), C.O_RDONLY, ro => {
+  readStale: (r, [rel, data]) => withFd(p(r, rel), C.O_RDONLY | C.O_NONBLOCK, ro => {
     const before = fs.readSync(ro, Buffer.alloc(1), 0, 1, 0)
     withFd(p(r, rel), C.O_WRONLY | C.O_APPEND, w => writeAll(w, String(data)))
     const all = Buffer.alloc(1 << 16)
