@@ -23,6 +23,8 @@ export interface StratafsArgs {
   fsync: boolean
   /** mount flag words passed on to libfuse (dev, suid, ...) */
   mountFlags: string[]
+  /** data volumes: host dir SOURCE served at DEST inside the merged view (strata's own option) */
+  volumes: Array<{ source: string, dest: string, readOnly: boolean }>
   /** accepted for compatibility, not acted on */
   ignored: string[]
   help: boolean
@@ -81,7 +83,7 @@ export function splitLowerdir(v: string): string[] {
 export function parseArgs(argv: string[]): StratafsArgs {
   const a: StratafsArgs = {
     source: null, mountpoint: '', lowers: [], upper: null, work: null, foreground: false, debug: false,
-    logLevel: null, logFile: null, readOnly: false, fsync: true, mountFlags: [], ignored: [], help: false, version: false,
+    logLevel: null, logFile: null, readOnly: false, fsync: true, mountFlags: [], volumes: [], ignored: [], help: false, version: false,
   }
   const positional: string[] = []
   const optionStrings: string[] = []
@@ -139,6 +141,7 @@ function applyOption(a: StratafsArgs, item: string): void {
       a.fsync = val === '1'
       return
     case 'debug': a.debug = true; return
+    case 'volume': a.volumes.push(parseVolume(need())); return
   }
   if (key === 'uidmapping' || key === 'gidmapping' || key.startsWith('squash_to_')) {
     throw new UsageError(`option ${key} is not supported by stratafs yet (ID mapping); use kernel overlayfs or fuse-overlayfs for user-namespaced containers`)
@@ -146,6 +149,19 @@ function applyOption(a: StratafsArgs, item: string): void {
   if (val === null && PASSED.has(key)) { a.mountFlags.push(key); return }
   if ((val === null && IGNORED.has(key)) || IGNORED_KEYS.has(key) || key.startsWith('x-')) { a.ignored.push(item); return }
   throw new UsageError(`unknown mount option: ${item}`)
+}
+
+/** volume=SOURCE:DEST[:ro|:rw], DEST absolute inside the merged view. */
+function parseVolume(v: string): { source: string, dest: string, readOnly: boolean } {
+  const parts = v.split(':')
+  let readOnly = false
+  if (parts.length === 3 && (parts[2] === 'ro' || parts[2] === 'rw')) readOnly = parts.pop() === 'ro'
+  if (parts.length !== 2 || !parts[0] || !parts[1]) throw new UsageError(`volume takes SOURCE:DEST[:ro], not "${v}"`)
+  const dest = parts[1]
+  if (!dest.startsWith('/') || dest === '/' || dest.split('/').some((c) => c === '..' || c === '.')) {
+    throw new UsageError(`volume destination must be an absolute path below / without . or .., not "${dest}"`)
+  }
+  return { source: parts[0], dest: dest.replace(/\/+$/, '').replace(/\/{2,}/g, '/'), readOnly }
 }
 
 export const USAGE = `usage: stratafs [-f] [-d] [--log-level LEVEL] [--log-file FILE] -o lowerdir=TOP:...:BOTTOM[,upperdir=U,workdir=W][,OPTS] MOUNTPOINT
@@ -161,6 +177,8 @@ options:
   upperdir=DIR       writable layer (kernel overlayfs format: whiteouts are 0/0 char devices)
   workdir=DIR        scratch directory on the same filesystem as upperdir
   ro                 read-only even with an upperdir
+  volume=SRC:DST[:ro]  serve host directory SRC at DST inside the mount: no copy-up, nothing in
+                     the upper (a data volume); repeatable
   fsync=0, volatile  do not fsync copy-ups or pass fsync through (faster, not crash-safe)
   dev,suid,...       mount flag words are passed on; defaults are dev,suid
   -f                 stay in the foreground;  -d  debug output (implies -f)

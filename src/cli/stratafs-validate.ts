@@ -14,6 +14,7 @@ export interface ResolvedConfig {
   lowers: string[]
   upper: string | null
   work: string | null
+  volumes: Array<{ source: string, rel: string, readOnly: boolean }>
 }
 
 function describe(err: unknown): string {
@@ -110,5 +111,15 @@ export function validate(args: StratafsArgs, cwd: string): ResolvedConfig {
     if (within(mountpoint, dir)) throw new ConfigError(`mountpoint ${mountpoint}: inside layer ${dir}`)
     if (within(dir, mountpoint)) throw new ConfigError(`layer ${dir}: inside mountpoint ${mountpoint}`)
   }
-  return { mountpoint, lowers, upper, work }
+  const volumes = args.volumes.map((v) => {
+    const source = realDir('volume source', abs(v.source))
+    if (within(source, mountpoint)) throw new ConfigError(`volume source ${source}: inside mountpoint ${mountpoint}`)
+    return { source, rel: v.dest.slice(1), readOnly: v.readOnly }
+  })
+  const dests = new Set<string>()
+  for (const v of volumes) {
+    if (dests.has(v.rel)) throw new ConfigError(`volume destination /${v.rel}: given twice`)
+    dests.add(v.rel)
+  }
+  return { mountpoint, lowers, upper, work, volumes }
 }

@@ -9,6 +9,7 @@ import * as fs from 'node:fs'
 import { toLatin1 } from '../native'
 import { makeLogger, type Logger } from '../sys/log'
 import { UnionFs } from '../union/union-fs'
+import { Router } from '../union/router'
 import { makeHandlers } from '../fuse/handlers'
 import { mountFuse, unmount } from '../fuse/mount'
 import { parseArgs, UsageError, USAGE, type StratafsArgs } from './stratafs-args'
@@ -102,12 +103,19 @@ async function serve(args: StratafsArgs, config: ResolvedConfig, report: (r: Rep
   })
   const cleaned = union.prepare()
   if (cleaned) log.info({ cleaned }, 'removed leftovers of an interrupted run from the workdir')
+  const router = new Router(union, config.volumes.map((v) => ({ source: toLatin1(v.source), rel: toLatin1(v.rel), readOnly: v.readOnly })))
+  try {
+    const made = await router.prepare()
+    if (made) log.info({ made }, 'created volume mountpoints in the upper')
+  } catch (err) {
+    throw new Error(`volume mountpoint: ${(err as Error).message}${config.upper === null ? ' (a read-only mount cannot create it)' : ''}`)
+  }
 
   const readOnly = args.readOnly || config.upper === null
   const flags = [...args.mountFlags]
   if (!flags.includes('nodev') && !flags.includes('dev')) flags.push('dev')
   if (!flags.includes('nosuid') && !flags.includes('suid')) flags.push('suid')
-  const mount = mountFuse(config.mountpoint, (onInit) => makeHandlers(union, log, onInit), {
+  const mount = mountFuse(config.mountpoint, (onInit) => makeHandlers(router, log, onInit), {
     fsname: args.source ?? 'stratafs', readOnly, extra: flags, debug: args.debug,
   })
   let exiting = false
@@ -127,7 +135,7 @@ async function serve(args: StratafsArgs, config: ResolvedConfig, report: (r: Rep
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
   process.on('SIGHUP', () => undefined)
-  process.on('SIGUSR1', () => log.warn({ stats: union.stats.toJSON() }, 'stats'))
+  process.on('SIGUSR1', () => log.warn({ stats: router.stats.toJSON() }, 'stats'))
   process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception'))
 
   await mount.live

@@ -10,7 +10,8 @@ import * as fs from 'node:fs'
 import { FsError } from '../sys/errors'
 import type { Logger } from '../sys/log'
 import { relFromFuse } from '../sys/rel'
-import type { Caller, UnionFs } from '../union/union-fs'
+import type { Caller } from '../union/union-fs'
+import type { Router } from '../union/router'
 import { binding, opcode, signalFn } from './binding'
 import { toNegErrno } from './errno'
 import { packStat, packStatfs, typeOnlyStat } from './stat-pack'
@@ -40,10 +41,10 @@ export interface HandlerTable {
   implemented: Uint32Array
 }
 
-export function makeHandlers(union: UnionFs, log: Logger, onInit: () => void): HandlerTable {
+export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): HandlerTable {
   const handlers: Array<Handler | undefined> = []
   const implemented = new Uint32Array(35)
-  const stats = union.stats
+  const stats = fsys.stats
   const trace = log.isLevelEnabled('trace')
 
   function fail(op: string, err: unknown, start: bigint): number {
@@ -100,7 +101,7 @@ export function makeHandlers(union: UnionFs, log: Logger, onInit: () => void): H
   def('getattr', ((l: Buffer, _op: number, p: string | null) => {
     const start = process.hrtime.bigint()
     try {
-      const packed = packStat(union.stat(pathArg(p)))
+      const packed = packStat(fsys.stat(pathArg(p)))
       stats.record('getattr', start, null)
       signalGetattr(l, 0, packed)
     } catch (err) {
@@ -112,7 +113,7 @@ export function makeHandlers(union: UnionFs, log: Logger, onInit: () => void): H
   def('fgetattr', ((l: Buffer, _op: number, p: string | null, fh: number) => {
     const start = process.hrtime.bigint()
     try {
-      const packed = packStat(fh ? union.fstat(fh) : union.stat(pathArg(p)))
+      const packed = packStat(fh ? fsys.fstat(fh) : fsys.stat(pathArg(p)))
       stats.record('fgetattr', start, null)
       signalFgetattr(l, 0, packed)
     } catch (err) {
@@ -120,13 +121,13 @@ export function makeHandlers(union: UnionFs, log: Logger, onInit: () => void): H
     }
   }) as Handler)
 
-  status('access', (p: string | null) => { union.resolve(pathArg(p)) })
+  status('access', (p: string | null) => { fsys.access(pathArg(p)) })
 
   const signalStatfs = signalFn('statfs')
   def('statfs', ((l: Buffer) => {
     const start = process.hrtime.bigint()
     try {
-      const packed = packStatfs(union.statfs())
+      const packed = packStatfs(fsys.statfs())
       stats.record('statfs', start, null)
       signalStatfs(l, 0, packed)
     } catch (err) {
@@ -138,7 +139,7 @@ export function makeHandlers(union: UnionFs, log: Logger, onInit: () => void): H
   def('readlink', ((l: Buffer, _op: number, p: string | null) => {
     const start = process.hrtime.bigint()
     try {
-      const target = union.readlink(pathArg(p))
+      const target = fsys.readlink(pathArg(p))
       stats.record('readlink', start, null)
       signalReadlink(l, 0, target)
     } catch (err) {
@@ -150,20 +151,20 @@ export function makeHandlers(union: UnionFs, log: Logger, onInit: () => void): H
   def('opendir', ((l: Buffer, _op: number, p: string | null) => {
     const start = process.hrtime.bigint()
     try {
-      const id = union.opendir(pathArg(p))
+      const id = fsys.opendir(pathArg(p))
       stats.record('opendir', start, null)
       signalOpendir(l, 0, id)
     } catch (err) {
       signalOpendir(l, fail('opendir', err, start), 0)
     }
   }) as Handler)
-  status('releasedir', (_p: string | null, fh: number) => union.releasedir(fh))
+  status('releasedir', (_p: string | null, fh: number) => fsys.releasedir(fh))
 
   const signalReaddir = signalFn('readdir')
   def('readdir', ((l: Buffer, _op: number, p: string | null, fh: number) => {
     const start = process.hrtime.bigint()
     try {
-      const { names, types } = union.list(p === null ? union.dirPath(fh) : relFromFuse(p))
+      const { names, types } = fsys.list(p === null ? fsys.dirPath(fh) : relFromFuse(p))
       const all = ['.', '..', ...names]
       const stats_ = [typeOnlyStat(4), typeOnlyStat(4), ...types.map(typeOnlyStat)]
       stats.record('readdir', start, null)
@@ -176,7 +177,7 @@ export function makeHandlers(union: UnionFs, log: Logger, onInit: () => void): H
   const signalOpen = signalFn('open')
   def('open', ((l: Buffer, _op: number, p: string | null, flags: number) => {
     const start = process.hrtime.bigint()
-    union.open(pathArg(p), flags).then((h) => {
+    fsys.open(pathArg(p), flags).then((h) => {
       stats.record('open', start, null)
       signalOpen(l, 0, h.id)
     }, (err) => signalOpen(l, fail('open', err, start), 0))
@@ -186,26 +187,26 @@ export function makeHandlers(union: UnionFs, log: Logger, onInit: () => void): H
   def('create', ((l: Buffer, _op: number, p: string | null, mode: number, flags: number) => {
     const start = process.hrtime.bigint()
     const caller = callerOf(l)
-    union.create(pathArg(p), mode, flags, caller).then((h) => {
+    fsys.create(pathArg(p), mode, flags, caller).then((h) => {
       stats.record('create', start, null)
       signalCreate(l, 0, h.id)
     }, (err) => signalCreate(l, fail('create', err, start), 0))
   }) as Handler)
 
-  status('release', (_p: string | null, fh: number) => union.release(fh))
+  status('release', (_p: string | null, fh: number) => fsys.release(fh))
   status('flush', () => undefined)
 
   const signalRead = signalFn('read')
   def('read', ((l: Buffer, _op: number, _p: string | null, fh: number, buf: Buffer | undefined, len: number, lo: number, hi: number) => {
     const start = process.hrtime.bigint()
-    const h = union.handles.get(fh)
+    const h = fsys.handles.get(fh)
     if (!h || !buf) {
       signalRead(l, h ? 0 : -9, 0, arrayBufferOf(buf))
       return
     }
-    const fd = union.handles.begin(h)
+    const fd = fsys.handles.begin(h)
     fs.read(fd, buf, 0, len, lo + hi * TWO32, (err, n) => {
-      union.handles.end(h)
+      fsys.handles.end(h)
       signalRead(l, err ? fail('read', err, start) : (stats.record('read', start, null), n), 0, buf.buffer)
     })
   }) as Handler)
@@ -213,50 +214,50 @@ export function makeHandlers(union: UnionFs, log: Logger, onInit: () => void): H
   const signalWrite = signalFn('write')
   def('write', ((l: Buffer, _op: number, _p: string | null, fh: number, buf: Buffer | undefined, len: number, lo: number, hi: number) => {
     const start = process.hrtime.bigint()
-    const h = union.handles.get(fh)
+    const h = fsys.handles.get(fh)
     if (!h || !buf) {
       signalWrite(l, h ? 0 : -9, 0, arrayBufferOf(buf))
       return
     }
-    const fd = union.handles.begin(h)
+    const fd = fsys.handles.begin(h)
     fs.write(fd, buf, 0, len, lo + hi * TWO32, (err, n) => {
-      union.handles.end(h)
+      fsys.handles.end(h)
       signalWrite(l, err ? fail('write', err, start) : (stats.record('write', start, null), n), 0, buf.buffer)
     })
   }) as Handler)
 
   status('fsync', (_p: string | null, datasync: number, fh: number) => {
-    const h = union.handle(fh)
-    if (!union.fsyncEnabled) return
-    const fd = union.handles.begin(h)
+    const h = fsys.handle(fh)
+    if (!fsys.fsyncEnabled) return
+    const fd = fsys.handles.begin(h)
     return new Promise<void>((resolve, reject) => {
-      const done = (err: NodeJS.ErrnoException | null): void => { union.handles.end(h); err ? reject(err) : resolve() }
+      const done = (err: NodeJS.ErrnoException | null): void => { fsys.handles.end(h); err ? reject(err) : resolve() }
       datasync ? fs.fdatasync(fd, done) : fs.fsync(fd, done)
     })
   })
   status('fsyncdir', () => undefined)
 
   status('ftruncate', (_p: string | null, fh: number, lo: number, hi: number) => {
-    const h = union.handle(fh)
+    const h = fsys.handle(fh)
     if (!h.writable && !h.upper) throw new FsError('EBADF', 'ftruncate of a read-only handle')
-    const fd = union.handles.begin(h)
+    const fd = fsys.handles.begin(h)
     return new Promise<void>((resolve, reject) => fs.ftruncate(fd, lo + hi * TWO32, (err) => {
-      union.handles.end(h)
+      fsys.handles.end(h)
       err ? reject(err) : resolve()
     }))
   })
-  status('truncate', (p: string | null, lo: number, hi: number) => union.truncate(pathArg(p), lo + hi * TWO32))
+  status('truncate', (p: string | null, lo: number, hi: number) => fsys.truncate(pathArg(p), lo + hi * TWO32))
   status('utimens', (p: string | null, aLo: number, aHi: number, aNs: number, mLo: number, mHi: number, mNs: number) =>
-    union.utimens(pathArg(p), aLo + aHi * TWO32, aNs, mLo + mHi * TWO32, mNs))
-  status('chmod', (p: string | null, mode: number) => union.chmod(pathArg(p), mode))
-  status('chown', (p: string | null, uid: number, gid: number) => union.chown(pathArg(p), uid, gid))
-  status('unlink', (p: string | null) => union.unlink(pathArg(p)))
-  status('rmdir', (p: string | null) => union.rmdir(pathArg(p)))
-  status('rename', (p: string | null, dest: string | null) => union.rename(pathArg(p), pathArg(dest)))
-  status('link', (p: string | null, dest: string | null) => union.link(pathArg(p), pathArg(dest)))
-  statusWithCaller('mkdir', (caller, p: string | null, mode: number) => union.mkdir(pathArg(p), mode, caller))
-  statusWithCaller('mknod', (caller, p: string | null, mode: number, dev: number) => union.mknod(pathArg(p), mode, dev, caller))
-  statusWithCaller('symlink', (caller, target: string | null, p: string | null) => union.symlink(target ?? '', pathArg(p), caller))
+    fsys.utimens(pathArg(p), aLo + aHi * TWO32, aNs, mLo + mHi * TWO32, mNs))
+  status('chmod', (p: string | null, mode: number) => fsys.chmod(pathArg(p), mode))
+  status('chown', (p: string | null, uid: number, gid: number) => fsys.chown(pathArg(p), uid, gid))
+  status('unlink', (p: string | null) => fsys.unlink(pathArg(p)))
+  status('rmdir', (p: string | null) => fsys.rmdir(pathArg(p)))
+  status('rename', (p: string | null, dest: string | null) => fsys.rename(pathArg(p), pathArg(dest)))
+  status('link', (p: string | null, dest: string | null) => fsys.link(pathArg(p), pathArg(dest)))
+  statusWithCaller('mkdir', (caller, p: string | null, mode: number) => fsys.mkdir(pathArg(p), mode, caller))
+  statusWithCaller('mknod', (caller, p: string | null, mode: number, dev: number) => fsys.mknod(pathArg(p), mode, dev, caller))
+  statusWithCaller('symlink', (caller, target: string | null, p: string | null) => fsys.symlink(target ?? '', pathArg(p), caller))
 
   const signalSetxattr = signalFn('setxattr')
   def('setxattr', ((l: Buffer, _op: number, p: string | null, name: string, value: Buffer | undefined, _pos: number, flags: number) => {
@@ -264,7 +265,7 @@ export function makeHandlers(union: UnionFs, log: Logger, onInit: () => void): H
     const ab = arrayBufferOf(value)
     let job: Promise<void>
     try {
-      job = union.setxattr(pathArg(p), name, Buffer.from(value ?? Buffer.alloc(0)), flags)
+      job = fsys.setxattr(pathArg(p), name, Buffer.from(value ?? Buffer.alloc(0)), flags)
     } catch (err) {
       signalSetxattr(l, fail('setxattr', err, start), ab)
       return
@@ -278,7 +279,7 @@ export function makeHandlers(union: UnionFs, log: Logger, onInit: () => void): H
     const start = process.hrtime.bigint()
     const ab = arrayBufferOf(out)
     try {
-      const value = union.getxattr(pathArg(p), name)
+      const value = fsys.getxattr(pathArg(p), name)
       const room = out?.length ?? 0
       let res = value.length
       if (room > 0) {
@@ -297,7 +298,7 @@ export function makeHandlers(union: UnionFs, log: Logger, onInit: () => void): H
     const start = process.hrtime.bigint()
     const ab = arrayBufferOf(out)
     try {
-      const names = union.listxattr(pathArg(p))
+      const names = fsys.listxattr(pathArg(p))
       let total = 0
       for (const n of names) total += n.length + 1
       const room = out?.length ?? 0
@@ -319,7 +320,7 @@ export function makeHandlers(union: UnionFs, log: Logger, onInit: () => void): H
     }
   }) as Handler)
 
-  status('removexattr', (p: string | null, name: string) => union.removexattr(pathArg(p), name))
+  status('removexattr', (p: string | null, name: string) => fsys.removexattr(pathArg(p), name))
 
   return { handlers, implemented }
 }

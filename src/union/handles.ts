@@ -16,6 +16,8 @@ export interface Handle {
   /** where fd points: the upper, or lower layer `layer` */
   upper: boolean
   layer: number
+  /** index of the data volume the file is in (src/union/volume-fs.ts), if any */
+  volume?: number
   /** reads/writes in flight on fd */
   pending: number
   /** fds replaced by a retarget, closed once pending drops to 0 */
@@ -31,9 +33,10 @@ export class HandleTable {
     return this.byId.size
   }
 
-  add(fd: number, rel: string, writable: boolean, upper: boolean, layer: number): Handle {
+  add(fd: number, rel: string, writable: boolean, upper: boolean, layer: number, volume?: number): Handle {
     while (this.byId.has(this.next) || this.next === 0) this.next = (this.next + 1) >>> 0
     const h: Handle = { id: this.next, fd, rel, writable, upper, layer, pending: 0, retired: [], released: false }
+    if (volume !== undefined) h.volume = volume
     this.byId.set(h.id, h)
     this.next = (this.next + 1) >>> 0
     return h
@@ -71,9 +74,9 @@ export class HandleTable {
     closeIdle(h)
   }
 
-  /** Handles whose merged path is `rel`. */
+  /** Union (not volume) handles whose merged path is `rel`. */
   *at(rel: string): Iterable<Handle> {
-    for (const h of this.byId.values()) if (h.rel === rel) yield h
+    for (const h of this.byId.values()) if (h.rel === rel && h.volume === undefined) yield h
   }
 
   /** Renames `from` (and everything below it) to `to` in every handle's path. */

@@ -721,30 +721,6 @@ export class UnionFs {
     return this.handles.add(fd, rel, false, node.upper, node.layer)
   }
 
-  /** Directory handles only remember the path: libfuse asks for the listing once per handle. */
-  private readonly dirHandles = new Map<number, string>()
-  private nextDir = 1
-
-  opendir(rel: string): number {
-    const node = this.resolve(rel)
-    if (node.type !== host.S_IFDIR) throw fsError('ENOTDIR', 'opendir', rel)
-    while (this.dirHandles.has(this.nextDir) || this.nextDir === 0) this.nextDir = (this.nextDir + 1) >>> 0
-    const id = this.nextDir
-    this.dirHandles.set(id, rel)
-    this.nextDir = (this.nextDir + 1) >>> 0
-    return id
-  }
-
-  dirPath(id: number): string {
-    const rel = this.dirHandles.get(id)
-    if (rel === undefined) throw fsError('EBADF', 'readdir')
-    return rel
-  }
-
-  releasedir(id: number): void {
-    this.dirHandles.delete(id)
-  }
-
   release(id: number): void {
     this.handles.release(id)
   }
