@@ -37,8 +37,13 @@ class Errno extends Error { constructor(readonly code: string) { super(code) } }
 function chk(r: number): number { if (r < 0) throw new Errno(errnoName(r)); return r }
 const B = (s: string) => Buffer.from(s, 'latin1')
 
+/**
+ * Every open adds O_NONBLOCK: opening a FIFO then never waits for a partner (O_RDONLY succeeds,
+ * O_WRONLY fails with ENXIO), which would otherwise block the whole test; for regular files and
+ * directories the flag changes nothing.
+ */
 function openFd(abs: string, flags: number, mode = 0o644): number {
-  return chk(native.open(abs, flags, mode))
+  return chk(native.open(abs, flags | C.O_NONBLOCK, mode))
 }
 function writeAll(fd: number, data: string | Buffer): number {
   const buf = typeof data === 'string' ? B(data) : data
@@ -140,16 +145,16 @@ const IMPL = {
     fd => (data === null || data === undefined ? 0 : writeAll(fd, String(data))), Number(mode ?? 0o644)),
   /** pwrite at an offset (no O_TRUNC): overwrite in the middle, or extend leaving a hole */
   pwrite: (r, [rel, off, data]) => withFd(p(r, rel), C.O_WRONLY, fd => fs.writeSync(fd, B(String(data)), 0, String(data).length, Number(off))),
-  /** O_NONBLOCK so a FIFO does not wait for a writer */
-  read: (r, [rel]) => contents(withFd(p(r, rel), C.O_RDONLY | C.O_NONBLOCK, readAll)),
+  read: (r, [rel]) => contents(withFd(p(r, rel), C.O_RDONLY, readAll)),
   /** a file opened read-only before a write elsewhere copies it up must then read the new data */
-  readStale: (r, [rel, data]) => withFd(p(r, rel), C.O_RDONLY | C.O_NONBLOCK, ro => {
+  readStale: (r, [rel, data]) => withFd(p(r, rel), C.O_RDONLY, ro => {
     const before = fs.readSync(ro, Buffer.alloc(1), 0, 1, 0)
     withFd(p(r, rel), C.O_WRONLY | C.O_APPEND, w => writeAll(w, String(data)))
     const all = Buffer.alloc(1 << 16)
     const n = fs.readSync(ro, all, 0, all.length, 0)
     return { readBefore: before, after: contents(all.subarray(0, n)) }
   }),
+  /** as Node does it (open O_RDWR + ftruncate), not truncate(2): the shim has no truncate */
   truncate: (r, [rel, len]) => { fs.truncateSync(B(p(r, rel)), Number(len)); return true },
   ftruncate: (r, [rel, len]) => withFd(p(r, rel), C.O_WRONLY, fd => { fs.ftruncateSync(fd, Number(len)); return true }),
   chmod: (r, [rel, mode]) => chk(native.chmod(p(r, rel), Number(mode))),
