@@ -105,7 +105,7 @@ export function applyBoth(pair: Pair, ops: Op[]): { divergences: Divergence[]; k
       divergences.push({ index, op, kernel, target: { err: e.message } })
       break // the connection is aborted: nothing after this can be compared
     }
-    if (kernel.via === 'EXDEV') kernelExdev.push(showOp(op))
+    if (kernel.via?.startsWith('EXDEV')) kernelExdev.push(showOp(op) + (kernel.via === 'EXDEV' ? '' : ` [${kernel.via}]`))
     if (!sameResult(kernel, target, pair.sut.target)) divergences.push({ index, op, kernel, target })
   }
   return { divergences, kernelExdev }
@@ -130,13 +130,17 @@ function compareSnaps(t: Test, what: string, a: Snapshot | null, b: Snapshot | n
 
 /**
  * An upper snapshot without the format details that cannot change any view over these lowers:
- * the opaque flag of a dir where no lower has a dir, and a whiteout where no lower has an entry.
- * (Kernel overlayfs, for one, marks a renamed pure-upper dir opaque; a copy made by mv(1) is not.)
+ * the opaque flag of a dir where no lower has a dir (kernel overlayfs marks a renamed pure-upper
+ * dir opaque; a copy made by mv(1) is not), and a whiteout where no lower has an entry, inside a
+ * non-opaque dir that some lower also has (a merged dir, whose readdir filters whiteouts). A
+ * whiteout in a pure-upper or opaque dir is NOT harmless: the kernel lists it in readdir.
  */
 function significantOnly(upper: Snapshot, lowers: Snapshot[]): Snapshot {
   const entries = new Map(upper.entries)
   for (const [k, e] of upper.entries) {
-    if (e.type === 'whiteout' && !lowers.some(l => l.entries.has(k))) entries.delete(k)
+    const parent = k.slice(0, k.lastIndexOf('/'))
+    const mergedParent = !upper.entries.get(parent)?.opaque && lowers.some(l => l.entries.get(parent)?.type === 'd')
+    if (e.type === 'whiteout' && mergedParent && !lowers.some(l => l.entries.has(k))) entries.delete(k)
     else if (e.opaque && !lowers.some(l => l.entries.get(k)?.type === 'd')) entries.set(k, { ...e, opaque: undefined })
   }
   return { ...upper, entries }

@@ -100,6 +100,10 @@ export function rmrf(abs: string): void {
   } else chk(native.unlink(abs))
 }
 
+/** Per copyTree run: st_nlink and how many names of each inode were copied (key dev:ino). */
+const linkCount = new Map<string, number>()
+const copiedCount = new Map<string, number>()
+
 /** cp -a of one tree (what mv does across filesystems): mode, owner, times, xattrs, hard links. */
 function copyTree(src: string, dst: string, links = new Map<string, string>()): void {
   const st = lstat(src)
@@ -107,7 +111,9 @@ function copyTree(src: string, dst: string, links = new Map<string, string>()): 
   const mode = st[ST.mode]!
   const fmt = mode & 0o170000
   const key = `${st[ST.dev]}:${st[ST.ino]}`
-  if (fmt !== 0o040000 && st[ST.nlink]! > 1 && links.has(key)) { chk(native.link(links.get(key)!, dst)); return }
+  if (fmt !== 0o040000 && st[ST.nlink]! > 1 && links.has(key)) {
+    chk(native.link(links.get(key)!, dst)); copiedCount.set(key, (copiedCount.get(key) ?? 0) + 1); return
+  }
   if (fmt === 0o040000) {
     chk(native.mkdir(dst, 0o700))
     const list = native.readdir(src)
@@ -124,6 +130,7 @@ function copyTree(src: string, dst: string, links = new Map<string, string>()): 
     chk(native.mknod(dst, mode, major(st[ST.rdev]!), minor(st[ST.rdev]!)))
   }
   links.set(key, dst)
+  if (fmt !== 0o040000) { linkCount.set(key, st[ST.nlink]!); copiedCount.set(key, (copiedCount.get(key) ?? 0) + 1) }
   chk(native.lchown(dst, st[ST.uid]!, st[ST.gid]!))
   if (fmt !== 0o120000) chk(native.chmod(dst, mode & 0o7777))
   for (const [name, hex] of Object.entries(readXattrs(src))) {
@@ -176,9 +183,14 @@ const IMPL = {
         if (typeof list !== 'number' && list.names.some(n => n !== '.' && n !== '..')) throw new Errno('ENOTEMPTY')
         chk(native.rmdir(p(r, to)))
       }
-      copyTree(p(r, from), p(r, to))
+      const links = new Map<string, string>()
+      copyTree(p(r, from), p(r, to), links)
+      // a file in the tree with links outside it is now two files (mv breaks such links;
+      // rename(2) would keep them): say so, later differences in those files follow from it
+      const broken = [...links.entries()].filter(([key]) => (linkCount.get(key) ?? 0) > (copiedCount.get(key) ?? 0)).map(([, d]) => d.slice(r.length + 1))
+      linkCount.clear(); copiedCount.clear()
       rmrf(p(r, from))
-      return { via: 'EXDEV' }
+      return { via: broken.length ? `EXDEV; hard links to outside the tree broken: ${broken.join(', ')}` : 'EXDEV' }
     }
     return chk(res)
   },

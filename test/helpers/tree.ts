@@ -26,7 +26,8 @@ import { errnoName } from './errno'
 export type View = 'merged' | 'upper' | 'raw'
 
 export interface Entry {
-  type: 'f' | 'd' | 'l' | 'c' | 'b' | 'p' | 's' | 'whiteout'
+  /** 'unreadable': listed by readdir but lstat failed (mode then holds '!ERRNO') */
+  type: 'f' | 'd' | 'l' | 'c' | 'b' | 'p' | 's' | 'whiteout' | 'unreadable'
   mode?: string
   uid?: number
   gid?: number
@@ -135,7 +136,7 @@ export function snapshot(root: string, view: View = 'merged'): Snapshot {
   const byIno = new Map<string, string[]>()
   const walk = (abs: string, rel: string): void => {
     const st = lstat(abs)
-    if (typeof st === 'number') { entries.set(rel, { type: 'f', mode: `!${errnoName(st)}` }); return }
+    if (typeof st === 'number') { entries.set(rel, { type: 'unreadable', mode: `!${errnoName(st)}` }); return }
     const e = describe(abs, view, st)
     entries.set(rel, e)
     inos.set(rel, st[ST.ino]!)
