@@ -23,7 +23,7 @@ if (why) {
       const pair = await setupPair(t, seed, target)
       const ops = randomOps(seed, count, pair.names)
       const { divergences, kernelExdev } = applyBoth(pair, ops)
-      if (kernelExdev.length) t.comment(`seed ${seed}: kernel answered EXDEV ${kernelExdev.length} time(s) (mv-style copy+delete used)`)
+      if (kernelExdev.length) t.comment(`seed ${seed}: kernel answered EXDEV (mv-style copy+delete used): ${kernelExdev.join(", ")}`)
       const first = divergences[0]
       t.same(divergences.length ? formatDivergences(`seed ${seed}`, divergences, target) : '', '',
         `seed ${seed}: every op result equals the kernel's` + (first ? ` (first divergence at op #${first.index} ${showOp(first.op)}; replay: DIFF_SEEDS=${seed} DIFF_OPS=${count})` : ''))
