@@ -14,6 +14,7 @@ import { makeHandlers } from '../fuse/handlers'
 import { mountFuse, unmount } from '../fuse/mount'
 import { parseArgs, UsageError, USAGE, type StratafsArgs } from './stratafs-args'
 import { ConfigError, validate, type ResolvedConfig } from './stratafs-validate'
+import { serveStats } from './stats-socket'
 
 const DAEMON_ENV = 'STRATAFS_DAEMON_CHILD'
 
@@ -116,7 +117,7 @@ async function serve(args: StratafsArgs, config: ResolvedConfig, report: (r: Rep
   if (!flags.includes('nodev') && !flags.includes('dev')) flags.push('dev')
   if (!flags.includes('nosuid') && !flags.includes('suid')) flags.push('suid')
   const mount = mountFuse(config.mountpoint, (onInit) => makeHandlers(router, log, onInit), {
-    fsname: args.source ?? 'stratafs', readOnly, extra: flags, debug: args.debug,
+    fsname: args.source ?? 'stratafs', readOnly, extra: flags, debug: args.debug, hasVolumes: config.volumes.length > 0,
   })
   let exiting = false
   mount.onExit(() => {
@@ -135,10 +136,15 @@ async function serve(args: StratafsArgs, config: ResolvedConfig, report: (r: Rep
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
   process.on('SIGHUP', () => undefined)
-  process.on('SIGUSR1', () => log.warn({ stats: router.stats.toJSON() }, 'stats'))
+  const snapshot = (): object => ({
+    mountpoint: config.mountpoint, pid: process.pid, uptimeSec: Math.round(process.uptime()),
+    memory: process.memoryUsage(), openHandles: router.handles.size, ...router.stats.toJSON(),
+  })
+  process.on('SIGUSR1', () => log.warn({ stats: snapshot() }, 'stats'))
   process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception'))
 
   await mount.live
+  serveStats(config.mountpoint, snapshot)
   log.info({ mountpoint: config.mountpoint, lowers: config.lowers, upper: config.upper, readOnly }, 'mounted')
   if (background) process.chdir('/')
   report({ live: true })

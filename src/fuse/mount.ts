@@ -18,6 +18,8 @@ export interface FuseMountOptions {
   readOnly: boolean
   /** extra libfuse/mount options (dev, suid, ...) */
   extra: string[]
+  /** data volumes can change from outside (other containers): no negative lookup caching */
+  hasVolumes: boolean
   debug: boolean
 }
 
@@ -33,7 +35,7 @@ export function libfuseOptions(opts: FuseMountOptions): string[] {
     'nonempty',
     'attr_timeout=0',
     'entry_timeout=1',
-    'negative_timeout=1',
+    `negative_timeout=${opts.hasVolumes ? 0 : 1}`,
     ...opts.extra,
   ]
   if (opts.readOnly) o.push('ro')

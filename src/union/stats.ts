@@ -35,7 +35,7 @@ export class UnionStats {
   toJSON(): object {
     const ops: Record<string, object> = {}
     for (const [name, s] of this.ops) {
-      ops[name] = { count: s.count, meanUs: s.count ? +(s.totalUs / s.count).toFixed(1) : 0, errors: s.errors, latencyUsLog2: s.latencyUs.map((v) => v ?? 0) }
+      ops[name] = { count: s.count, meanUs: s.count ? +(s.totalUs / s.count).toFixed(1) : 0, errors: s.errors, latencyUsLog2: Array.from(s.latencyUs, (v) => v ?? 0) }
     }
     return {
       ops,

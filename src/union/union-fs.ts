@@ -379,6 +379,7 @@ export class UnionFs {
     }
     host.setxattr(this.upperAbs(node.rel), OPAQUE_XATTR, OPAQUE_VALUE)
     node.merged = false
+    dropWhiteouts(this.upperAbs(node.rel))
   }
 
   // ---- mutations ----------------------------------------------------------------------------------
@@ -744,6 +745,24 @@ export class UnionFs {
 function isLive(node: Node): boolean {
   for (let n: Node | null = node; n; n = n.parent) if (n.dead) return false
   return true
+}
+
+/**
+ * Removes the whiteouts in an upper tree that no longer has anything below it (a tree copied up
+ * whole and made opaque). They hide nothing there, and kernel overlayfs lists whiteouts in such
+ * pure-upper directories instead of hiding them.
+ */
+function dropWhiteouts(abs: string): void {
+  const list = host.readdir(abs)
+  for (let i = 0; i < list.names.length; i++) {
+    const t = list.types[i]!
+    const child = `${abs}/${list.names[i]}`
+    if (t === 4) dropWhiteouts(child)
+    else if (t === 2 || t === 0) {
+      const st = host.lstat(child)
+      if (isWhiteout(st[ST.mode]!, st[ST.rdev]!)) host.unlink(child)
+    }
+  }
 }
 
 /** renameat2(RENAME_EXCHANGE), or a plain two-step replace where the filesystem lacks it. */

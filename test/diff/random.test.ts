@@ -2,7 +2,7 @@
  * Differential suite, seeded-random part: for each seed, a fresh pair of mounts (kernel and
  * $DIFF_TARGET) over the fixture built from that seed, the same random op sequence applied to
  * both, every result compared, then the full battery (trees, uppers, lowers, remount,
- * cross-mount). DIFF_SEEDS=1,2,3 and DIFF_OPS=300 by default; every message names the seed.
+ * cross-mount). DIFF_SEEDS=1,...,8 and DIFF_OPS=300 by default; every message names the seed.
  */
 import t from 'tap'
 import { diffTarget, targetUnavailable } from '../helpers/mounts'
@@ -12,7 +12,7 @@ import { randomOps } from './random-ops'
 
 t.setTimeout(20 * 60_000)
 const target = diffTarget()
-const seeds = (process.env.DIFF_SEEDS ?? '1,2,3').split(',').map(Number)
+const seeds = (process.env.DIFF_SEEDS ?? '1,2,3,4,5,6,7,8').split(',').map(Number)
 const count = Number(process.env.DIFF_OPS ?? 300)
 const why = targetUnavailable(target) ?? targetUnavailable('kernel')
 if (why) {

@@ -42,8 +42,13 @@ const B = (s: string) => Buffer.from(s, 'latin1')
  * O_WRONLY fails with ENXIO), which would otherwise block the whole test; for regular files and
  * directories the flag changes nothing.
  */
+/**
+ * Never follows a symlink in the last component: the fixtures hold absolute links (bin/link-abs ->
+ * /bin/tool), and following one from the test process would read or write the host, not the mount.
+ * (Following links is the kernel's job, not the filesystem's, so nothing of stratafs is lost.)
+ */
 function openFd(abs: string, flags: number, mode = 0o644): number {
-  return chk(native.open(abs, flags | C.O_NONBLOCK, mode))
+  return chk(native.open(abs, flags | C.O_NONBLOCK | C.O_NOFOLLOW, mode))
 }
 function writeAll(fd: number, data: string | Buffer): number {
   const buf = typeof data === 'string' ? B(data) : data
@@ -143,6 +148,28 @@ function copyTree(src: string, dst: string, links = new Map<string, string>()): 
 type Impl = (root: string, a: Arg[]) => unknown
 const p = (root: string, rel: Arg | undefined) => `${root}/${String(rel)}`
 
+
+/** mv(1)'s EXDEV fallback: copy the tree (keeping hard links inside it), then delete the source. */
+function mvByCopy(r: string, from: string, to: string): Result {
+  // rename(2)'s rules for an existing target, which a plain copy would not give (mv(1) then
+  // reports the same errors): a dir replaces only an empty dir; a dir never replaces a non-dir
+  const dst = lstat(p(r, to))
+  if (typeof dst !== 'number') {
+    if ((dst[ST.mode]! & 0o170000) !== 0o040000) throw new Errno('ENOTDIR')
+    const list = native.readdir(p(r, to))
+    if (typeof list !== 'number' && list.names.some(n => n !== '.' && n !== '..')) throw new Errno('ENOTEMPTY')
+    chk(native.rmdir(p(r, to)))
+  }
+  const links = new Map<string, string>()
+  copyTree(p(r, from), p(r, to), links)
+  // a file in the tree with links outside it is now two files (mv breaks such links;
+  // rename(2) would keep them): say so, later differences in those files follow from it
+  const broken = [...links.entries()].filter(([key]) => (linkCount.get(key) ?? 0) > (copiedCount.get(key) ?? 0)).map(([, d]) => d.slice(r.length + 1))
+  linkCount.clear(); copiedCount.clear()
+  rmrf(p(r, from))
+  return { via: broken.length ? `EXDEV; hard links to outside the tree broken: ${broken.join(', ')}` : 'EXDEV' }
+}
+
 const IMPL = {
   /** create or replace: open(O_WRONLY|O_CREAT|O_TRUNC, mode) + write */
   write: (r, [rel, data, mode]) => withFd(p(r, rel), C.O_WRONLY | C.O_CREAT | C.O_TRUNC, fd => writeAll(fd, String(data)), Number(mode ?? 0o644)),
@@ -162,7 +189,7 @@ const IMPL = {
     return { readBefore: before, after: contents(all.subarray(0, n)) }
   }),
   /** as Node does it (open O_RDWR + ftruncate), not truncate(2): the shim has no truncate */
-  truncate: (r, [rel, len]) => { fs.truncateSync(B(p(r, rel)), Number(len)); return true },
+  truncate: (r, [rel, len]) => withFd(p(r, rel), C.O_RDWR, fd => { fs.ftruncateSync(fd, Number(len)); return true }),
   ftruncate: (r, [rel, len]) => withFd(p(r, rel), C.O_WRONLY, fd => { fs.ftruncateSync(fd, Number(len)); return true }),
   chmod: (r, [rel, mode]) => chk(native.chmod(p(r, rel), Number(mode))),
   chown: (r, [rel, uid, gid]) => chk(native.lchown(p(r, rel), Number(uid), Number(gid))),
@@ -173,26 +200,15 @@ const IMPL = {
   unlink: (r, [rel]) => chk(native.unlink(p(r, rel))),
   rename: (r, [from, to]) => {
     const res = native.rename(p(r, from), p(r, to), 0)
-    if (res === -18 /* EXDEV */) {
-      // rename(2)'s rules for an existing target, which a plain copy would not give (mv(1) then
-      // reports the same errors): a dir replaces only an empty dir; a dir never replaces a non-dir
-      const dst = lstat(p(r, to))
-      if (typeof dst !== 'number') {
-        if ((dst[ST.mode]! & 0o170000) !== 0o040000) throw new Errno('ENOTDIR')
-        const list = native.readdir(p(r, to))
-        if (typeof list !== 'number' && list.names.some(n => n !== '.' && n !== '..')) throw new Errno('ENOTEMPTY')
-        chk(native.rmdir(p(r, to)))
-      }
-      const links = new Map<string, string>()
-      copyTree(p(r, from), p(r, to), links)
-      // a file in the tree with links outside it is now two files (mv breaks such links;
-      // rename(2) would keep them): say so, later differences in those files follow from it
-      const broken = [...links.entries()].filter(([key]) => (linkCount.get(key) ?? 0) > (copiedCount.get(key) ?? 0)).map(([, d]) => d.slice(r.length + 1))
-      linkCount.clear(); copiedCount.clear()
-      rmrf(p(r, from))
-      return { via: broken.length ? `EXDEV; hard links to outside the tree broken: ${broken.join(', ')}` : 'EXDEV' }
-    }
+    if (res === -18 /* EXDEV */) return mvByCopy(r, String(from), String(to))
     return chk(res)
+  },
+  /** the copy + delete that mv(1) falls back to, done without trying rename(2) first */
+  renameByCopy: (r, [from, to]) => mvByCopy(r, String(from), String(to)),
+  /** what mv -n does where renameat2(RENAME_NOREPLACE) is refused: check, then rename(2) */
+  renameIfAbsent: (r, [from, to]) => {
+    if (typeof lstat(p(r, to)) !== 'number') throw new Errno('EEXIST')
+    return chk(native.rename(p(r, from), p(r, to), 0))
   },
   renameNoReplace: (r, [from, to]) => chk(native.rename(p(r, from), p(r, to), native.RENAME_NOREPLACE)),
   symlink: (r, [target, rel]) => chk(native.symlink(String(target), p(r, rel))),
