@@ -196,35 +196,26 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   status('release', (_p: string | null, fh: number) => fsys.release(fh))
   status('flush', () => undefined)
 
-  const signalRead = signalFn('read')
-  def('read', ((l: Buffer, _op: number, _p: string | null, fh: number, buf: Buffer | undefined, len: number, lo: number, hi: number) => {
-    const start = process.hrtime.bigint()
-    const h = fsys.handles.get(fh)
-    if (!h || !buf) {
-      signalRead(l, h ? 0 : -9, 0, arrayBufferOf(buf))
-      return
-    }
-    const fd = fsys.handles.begin(h)
-    fs.read(fd, buf, 0, len, lo + hi * TWO32, (err, n) => {
-      fsys.handles.end(h)
-      signalRead(l, err ? fail('read', err, start) : (stats.record('read', start, null), n), 0, buf.buffer)
-    })
-  }) as Handler)
-
-  const signalWrite = signalFn('write')
-  def('write', ((l: Buffer, _op: number, _p: string | null, fh: number, buf: Buffer | undefined, len: number, lo: number, hi: number) => {
-    const start = process.hrtime.bigint()
-    const h = fsys.handles.get(fh)
-    if (!h || !buf) {
-      signalWrite(l, h ? 0 : -9, 0, arrayBufferOf(buf))
-      return
-    }
-    const fd = fsys.handles.begin(h)
-    fs.write(fd, buf, 0, len, lo + hi * TWO32, (err, n) => {
-      fsys.handles.end(h)
-      signalWrite(l, err ? fail('write', err, start) : (stats.record('write', start, null), n), 0, buf.buffer)
-    })
-  }) as Handler)
+  /** read and write: the same shape, data moved by libuv's threadpool into/out of the kernel's buffer. */
+  type Io = (fd: number, buf: Buffer, off: number, len: number, pos: number, cb: (err: NodeJS.ErrnoException | null, n: number) => void) => void
+  function io(name: 'read' | 'write', move: Io): void {
+    const signal = signalFn(name)
+    def(name, ((l: Buffer, _op: number, _p: string | null, fh: number, buf: Buffer | undefined, len: number, lo: number, hi: number) => {
+      const start = process.hrtime.bigint()
+      const h = fsys.handles.get(fh)
+      if (!h || !buf) {
+        signal(l, h ? 0 : -9, 0, arrayBufferOf(buf))
+        return
+      }
+      const fd = fsys.handles.begin(h)
+      move(fd, buf, 0, len, lo + hi * TWO32, (err, n) => {
+        fsys.handles.end(h)
+        signal(l, err ? fail(name, err, start) : (stats.record(name, start, null), n), 0, buf.buffer)
+      })
+    }) as Handler)
+  }
+  io('read', fs.read as unknown as Io)
+  io('write', fs.write as unknown as Io)
 
   status('fsync', (_p: string | null, datasync: number, fh: number) => {
     const h = fsys.handle(fh)
