@@ -2,7 +2,10 @@
  * Mounting and unmounting through the patched fuse-native binding, and the libfuse options strata
  * always sets. Kernel cache contract: stratafs is the only writer of the upper while mounted and
  * lower layers never change, so every change to names comes through this mount and the kernel
- * drops or moves its own dentries for it: entry and negative lookups can be cached. Attributes
+ * drops or moves its own dentries for it: entry and negative lookups can be cached for long. Data
+ * volumes are the exception (other containers change them): with volumes, negative lookups are
+ * not cached, and a cached positive entry that another container removed heals itself at the next
+ * getattr, which always reaches the daemon (below). Attributes
  * cannot (attr_timeout=0): libfuse 2's high-level API gives every *name* its own kernel inode, so
  * after a write, link or unlink through one name of a hard-linked file, the kernel's cached size
  * and st_nlink of its other names would be stale. Attributes from a lookup reply are still used
@@ -34,8 +37,8 @@ export function libfuseOptions(opts: FuseMountOptions): string[] {
     'auto_cache',
     'nonempty',
     'attr_timeout=0',
-    'entry_timeout=1',
-    `negative_timeout=${opts.hasVolumes ? 0 : 1}`,
+    'entry_timeout=60',
+    `negative_timeout=${opts.hasVolumes ? 0 : 60}`,
     ...opts.extra,
   ]
   if (opts.readOnly) o.push('ro')

@@ -42,12 +42,17 @@ export function packStat(ts: TaggedStat, out: Uint32Array = new Uint32Array(22))
   return out
 }
 
-/** A stat array carrying only a file type, for readdir entries (d_type) with an unknown inode. */
-export function typeOnlyStat(dtype: number): Uint32Array {
+/** Stat arrays carrying only a file type, for readdir entries (d_type) with an unknown inode. */
+const TYPE_ONLY = Array.from({ length: 16 }, (_, dtype) => {
   const out = new Uint32Array(22)
   out[0] = dtype << 12
   out[7] = 0xffffffff
   return out
+})
+
+/** Shared and read-only: the binding only copies from it. */
+export function typeOnlyStat(dtype: number): Uint32Array {
+  return TYPE_ONLY[dtype & 15]!
 }
 
 /** statvfs → the binding's 11 uint32 slots, scaling the block size so counts fit 32 bits. */
