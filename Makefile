@@ -14,7 +14,7 @@ demo: build
 
 # Every test file under test/ (compiled to dist/test), through real mounts. Needs root and /dev/fuse.
 test: build
-	@npx tap
+	@npx tap $$(find dist/test -name '*.test.js' | sort)
 
 test-diff: build
 	@npx tap dist/test/diff/*.test.js
