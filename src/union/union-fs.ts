@@ -426,12 +426,12 @@ export class UnionFs {
     const abs = this.upperAbs(rel)
     const existing = host.lstatOrNull(abs)
     if (!existing) {
-      make(abs)
+      makeOrUndo(abs, make)
     } else if (!isWhiteout(existing[ST.mode]!, existing[ST.rdev]!)) {
       throw fsError('EEXIST', 'create', rel)
     } else {
       const tmp = this.work!.tempName()
-      make(tmp)
+      makeOrUndo(tmp, make)
       if (isDir) {
         host.setxattr(tmp, OPAQUE_XATTR, OPAQUE_VALUE)
         exchangeOrReplace(tmp, abs)
@@ -457,8 +457,13 @@ export class UnionFs {
     const hostFlags = (flags & ~(O_TRUNC | O_DIRECT | O_NOCTTY)) | O_CREAT | O_EXCL | O_NOFOLLOW
     this.placeNew(rel, false, (abs) => {
       fd = host.open(abs, hostFlags, mode & 0o7777)
-      fs.fchownSync(fd, own.uid, own.gid)
-      if (mode & 0o6000) fs.fchmodSync(fd, mode & 0o7777)
+      try {
+        fs.fchownSync(fd, own.uid, own.gid)
+        if (mode & 0o6000) fs.fchmodSync(fd, mode & 0o7777)
+      } catch (err) {
+        fs.closeSync(fd)
+        throw err
+      }
     })
     return this.handles.add(fd, rel, (flags & O_ACCMODE) !== O_RDONLY, true, -1)
   }
@@ -745,6 +750,19 @@ export class UnionFs {
 function isLive(node: Node): boolean {
   for (let n: Node | null = node; n; n = n.parent) if (n.dead) return false
   return true
+}
+
+/** Runs `make(abs)`; if it fails half-way (say, chown after the create), removes what it made. */
+function makeOrUndo(abs: string, make: (abs: string) => void): void {
+  try {
+    make(abs)
+  } catch (err) {
+    // EEXIST: the entry is not ours to remove.
+    if ((err as FsError).code !== 'EEXIST') {
+      try { host.removeTree(abs) } catch { /* the original error is what matters */ }
+    }
+    throw err
+  }
 }
 
 /**
