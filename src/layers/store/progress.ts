@@ -1,8 +1,9 @@
 /**
  * A one-line progress bar on stderr, only when stderr is a TTY and only once an operation has run
- * for more than half a second.
+ * for more than half a second (STRATA_PROGRESS_DELAY_MS changes that; tests use 0).
  */
 const MiB = 1024 * 1024
+const DELAY_MS = Number(process.env.STRATA_PROGRESS_DELAY_MS ?? 500)
 
 export class Progress {
   private readonly start = Date.now()
@@ -15,7 +16,7 @@ export class Progress {
   tick(bytes: number): void {
     if (!this.enabled) return
     const now = Date.now()
-    if (now - this.start < 500 || now - this.last < 100) return
+    if (now - this.start < DELAY_MS || now - this.last < 100) return
     this.last = now
     this.shown = true
     let line = `${this.label}: ${(bytes / MiB).toFixed(1)} MiB`
