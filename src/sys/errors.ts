@@ -28,8 +28,13 @@ export class FsError extends Error {
   readonly syscall?: string
 
   constructor(code: string, message?: string, opts: { path?: string, syscall?: string } = {}) {
-    const where = opts.path === undefined ? '' : ` ${fromLatin1(opts.path)}`
-    super(message ?? `${opts.syscall ?? 'error'}${where}: ${code}`)
+    // Expected errnos (ENOENT lookups, ENODATA xattrs) are the daemon's hot path: no stack
+    // capture, and the message is only built when someone reads it (see below).
+    const limit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
+    super()
+    Error.stackTraceLimit = limit
+    if (message !== undefined) Object.defineProperty(this, 'message', { value: message, writable: true, configurable: true })
     this.name = 'FsError'
     this.code = code
     this.errno = errnoNumber(code) ?? 5
@@ -41,6 +46,14 @@ export class FsError extends Error {
     return new FsError(errnoName(negErrno), undefined, { syscall, ...(path === undefined ? {} : { path }) })
   }
 }
+
+Object.defineProperty(FsError.prototype, 'message', {
+  configurable: true,
+  get(this: FsError): string {
+    const where = this.path === undefined ? '' : ` ${fromLatin1(this.path)}`
+    return `${this.syscall ?? 'error'}${where}: ${this.code}`
+  },
+})
 
 /** Throws an FsError for a negative native result; passes anything else through. */
 export function check<T>(result: T | number, syscall: string, path?: string): T {
