@@ -5,10 +5,12 @@
 #   build:    libfuse-dev, pkg-config, g++, make, python3 (fuse-native and strata_sys are built
 #             from source against Debian's libfuse; see patches/README.md)
 #   tests:    attr (getfattr/setfattr), fuse-overlayfs (peer), podman + runc (round trips)
+#             test/programs: busybox-static (container roots), debootstrap, git, sqlite3, rsync
 # Idempotent: installs only what is missing; `npm ci` only when node_modules is absent or stale.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-need=(fuse3 libfuse2 libfuse-dev pkg-config g++ make python3 attr fuse-overlayfs podman runc uidmap)
+need=(fuse3 libfuse2 libfuse-dev pkg-config g++ make python3 attr fuse-overlayfs podman runc uidmap
+      busybox-static debootstrap git sqlite3 rsync)
 [ "${STRATA_DEMO_ONLY:-}" = 1 ] && need=(fuse3 libfuse2 libfuse-dev pkg-config g++ make python3 attr)
 missing=()
 for p in "${need[@]}"; do
