@@ -1,6 +1,6 @@
 # strata: the two set-up commands are `make demo` and `make test` (both install what they need).
 SHELL := /bin/bash
-.PHONY: deps build demo test test-diff test-store check clean
+.PHONY: deps build demo test test-diff test-store check clean bench
 
 deps:
 	@bash scripts/install-deps.sh
@@ -21,6 +21,11 @@ test-diff: build
 
 test-store: build
 	@npx tap dist/test/store/*.test.js
+
+# Kernel overlayfs vs fuse-overlayfs vs unionfs-fuse vs stratafs (issue 7); not part of `test`.
+# Reports only, never fails on speed. Knobs (BENCH_REPS, BENCH_ONLY, BENCH_MILLION=1): bench/run.sh.
+bench: build
+	@bash bench/run.sh
 
 check: build
 	@npx tsc -p tsconfig.json --noEmit
