@@ -2,7 +2,7 @@
  * A container root browsed with shell tools (issue 5): a busybox root as the lower, mounted by
  * stratafs, and a shell run inside it with
  *   unshare --mount --pid --fork --mount-proc=MNT/proc chroot MNT /bin/sh -c SCRIPT
- * The same script runs on kernel overlayfs (the oracle): every step must pass on both, print the
+ * The same script runs (util.ts chrootOnBothTargets) on kernel overlayfs (the oracle): every step must pass on both, print the
  * same, and leave the same merged tree. Afterwards the lower is unchanged (raw snapshot: content,
  * modes, owners, times, xattrs) and the stratafs view is identical after a remount.
  *
@@ -13,11 +13,8 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import t from 'tap'
-import type { Test } from 'tap'
-import { mountUnion, Target } from '../helpers/mounts'
 import { tempDir } from '../helpers/tmp'
-import { diffSnapshots, snapshot, Snapshot } from '../helpers/tree'
-import { ROOT_EPOCH, assertTools, busyboxRoot, copyHostProgram, needTools, run, why } from './util'
+import { ROOT_EPOCH, assertTools, busyboxRoot, chrootOnBothTargets, copyHostProgram, needTools, run, why } from './util'
 
 const TOOLS = { busybox: 'busybox-static', unshare: 'util-linux', chroot: 'coreutils', flock: 'util-linux' }
 const BIG = 2000
@@ -53,8 +50,6 @@ function buildLower(dir: string): string {
  * `FAIL NAME rc=N`; lines starting with `= ` are outputs compared across targets.
  */
 const SCRIPT = String.raw`
-step() { name=$1; shift; if timeout 120 "$@" > /tmp/step.out 2>&1 < /dev/null; then echo "ok $name"; else echo "FAIL $name rc=$? $(head -c 400 /tmp/step.out | tr '\n' '|')"; fi; }
-out() { echo "= $*"; }
 cd /
 step ls ls -la /srv/tree /etc /bin/busybox
 out find $(find /srv/tree | sort | tr '\n' ' ')
@@ -104,43 +99,10 @@ step rm-rf-recreated sh -c 'mkdir /srv/mixed && test -z "$(ls -A /srv/mixed)"'
 out srv $(ls -A /srv | tr '\n' ' ')
 `.replaceAll('${BIG}', String(BIG)).replaceAll('${RMRF_LOOPS}', String(RMRF_LOOPS))
 
-function inChroot(mnt: string, script: string): ReturnType<typeof run> {
-  return run('unshare', ['--mount', '--pid', '--fork', `--mount-proc=${mnt}/proc`, 'chroot', mnt, '/bin/sh', '-c', script],
-    { env: { PATH: '/bin:/sbin:/usr/bin:/usr/sbin', HOME: '/root', LANG: 'C' } })
-}
 
 t.test('busybox root on stratafs, shell tools in a chroot; kernel overlayfs as the oracle', { skip: needTools(TOOLS) }, async (t) => {
   if (!assertTools(t, TOOLS)) return
   const dir = tempDir(t, 'strata-chroot-')
   const lower = buildLower(path.join(dir, 'lower'))
-  const lowerBefore = snapshot(lower, 'raw')
-  const results: Partial<Record<Target, { out: string[]; tree: Snapshot }>> = {}
-  for (const target of ['kernel', 'stratafs'] as const) {
-    const d = { lowers: [lower], upper: path.join(dir, `${target}-upper`), work: path.join(dir, `${target}-work`), mnt: path.join(dir, `${target}-mnt`) }
-    for (const p of [d.upper, d.work, d.mnt]) fs.mkdirSync(p)
-    const m = await mountUnion(t, target, d)
-    const r = inChroot(d.mnt, SCRIPT)
-    t.equal(r.code, 0, why(r, `${target}: chroot`))
-    const lines = r.stdout.split('\n').filter(Boolean)
-    for (const l of lines.filter(l => !l.startsWith('= '))) t.ok(l.startsWith('ok '), `${target}: ${l}`)
-    t.ok(lines.length > 40, `${target}: the script ran to the end (${lines.length} lines)`)
-    const tree = snapshot(d.mnt)
-    results[target] = { out: lines, tree }
-    if (target === 'stratafs') {
-      await m.unmount()
-      const m2 = await mountUnion(t, target, d)
-      t.same(diffSnapshots(tree, snapshot(d.mnt), {}, ['before remount', 'after remount']), [], 'stratafs view identical after a remount')
-      await m2.unmount()
-      t.notOk(m.daemonLingered() || m2.daemonLingered(), 'daemon exited on unmount')
-    } else {
-      await m.unmount()
-    }
-  }
-  const k = results.kernel; const s = results.stratafs
-  if (k && s) {
-    t.same(s.out, k.out, 'stratafs printed what the kernel printed')
-    // mkfifo/mknod/ln times and dir mtimes are "now" and not compared (tree.ts TIME_CEILING)
-    t.same(diffSnapshots(k.tree, s.tree, {}, ['kernel', 'stratafs']), [], 'merged tree: stratafs = kernel')
-  }
-  t.same(diffSnapshots(lowerBefore, snapshot(lower, 'raw'), {}, ['lower before', 'lower after']), [], 'lower unchanged (raw: content, metadata, xattrs)')
+  await chrootOnBothTargets(t, dir, lower, SCRIPT, { minLines: 40 })
 })

@@ -15,10 +15,8 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import t from 'tap'
-import { mountUnion, Target } from '../helpers/mounts'
 import { tempDir } from '../helpers/tmp'
-import { diffSnapshots, snapshot, Snapshot } from '../helpers/tree'
-import { assertTools, needTools, run, why } from './util'
+import { assertTools, chrootOnBothTargets, needTools, run, why } from './util'
 
 const TOOLS = { debootstrap: 'debootstrap', unshare: 'util-linux', chroot: 'coreutils' }
 const MIRROR = process.env.STRATA_DEBIAN_MIRROR ?? 'http://deb.debian.org/debian'
@@ -49,8 +47,6 @@ EOF
 
 const SCRIPT = String.raw`
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C DEBIAN_FRONTEND=noninteractive
-step() { name=$1; shift; if timeout 120 "$@" > /tmp/step.out 2>&1 < /dev/null; then echo "ok $name"; else echo "FAIL $name rc=$? $(tail -c 600 /tmp/step.out | tr '\n' '|')"; fi; }
-out() { echo "= $*"; }
 step dpkg-status dpkg -s dpkg
 mkdir -p /tmp/pkg/DEBIAN /tmp/pkg/usr/bin /tmp/pkg/usr/share/strata-hello /tmp/pkg/etc
 printf "Package: strata-hello\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@strata>\nDescription: test package\n" > /tmp/pkg/DEBIAN/control
@@ -89,45 +85,16 @@ step dpkg-audit dpkg --audit
 out end $(ls /var/lib/dpkg/info | wc -l)
 `.replaceAll('@{', '${')
 
-function inChroot(mnt: string, script: string): ReturnType<typeof run> {
-  return run('unshare', ['--mount', '--pid', '--fork', `--mount-proc=${mnt}/proc`, 'chroot', mnt, '/bin/sh', '-c', script],
-    { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C' }, timeout: 600_000 })
-}
 
 t.test('Debian root on stratafs: dpkg, useradd, ldconfig in a chroot; kernel overlayfs as the oracle', { skip: needTools(TOOLS) }, async (t) => {
   if (!assertTools(t, TOOLS)) return
   const dir = tempDir(t, 'strata-debian-')
   const { root: lower, how } = debianRoot(dir)
   t.comment(`lower: ${how}`)
-  const lowerBefore = snapshot(lower, 'raw')
-  const results: Partial<Record<Target, { out: string[]; tree: Snapshot }>> = {}
-  for (const target of ['kernel', 'stratafs'] as const) {
-    const d = { lowers: [lower], upper: path.join(dir, `${target}-upper`), work: path.join(dir, `${target}-work`), mnt: path.join(dir, `${target}-mnt`) }
-    for (const p of [d.upper, d.work, d.mnt]) fs.mkdirSync(p)
-    const m = await mountUnion(t, target, d)
-    const r = inChroot(d.mnt, SCRIPT)
-    t.equal(r.code, 0, why(r, `${target}: chroot`))
-    const lines = r.stdout.split('\n').filter(Boolean)
-    for (const l of lines.filter(l => !l.startsWith('= '))) t.ok(l.startsWith('ok '), `${target}: ${l}`)
-    t.ok(lines.length >= 20, `${target}: the script ran to the end (${lines.length} lines)`)
-    const tree = snapshot(d.mnt)
-    results[target] = { out: lines, tree }
-    await m.unmount()
-    if (target === 'stratafs') {
-      const m2 = await mountUnion(t, target, d)
-      t.same(diffSnapshots(tree, snapshot(d.mnt), {}, ['before remount', 'after remount']), [], 'stratafs view identical after a remount')
-      await m2.unmount()
-      t.notOk(m.daemonLingered() || m2.daemonLingered(), 'daemon exited on unmount')
-    }
-  }
-  const k = results.kernel; const s = results.stratafs
-  if (k && s) {
-    t.same(s.out, k.out, 'stratafs printed what the kernel printed')
-    // files written in the chroot have "now" times (not compared). Contents that hold times or
-    // inode numbers differ by nature: logs, the .deb (ar member mtimes), ldconfig's aux-cache
-    // (stat data of each library dir)
-    const volatile = (p: string) => p.startsWith('./var/log/') || p === './tmp/strata-hello.deb' || p === './var/cache/ldconfig/aux-cache'
-    t.same(diffSnapshots(k.tree, s.tree, { skip: volatile }, ['kernel', 'stratafs']), [], 'merged tree: stratafs = kernel')
-  }
-  t.same(diffSnapshots(lowerBefore, snapshot(lower, 'raw'), {}, ['lower before', 'lower after']), [], 'lower unchanged')
+  // Contents that hold times or inode numbers differ by nature: logs, the .deb (ar member
+  // mtimes), ldconfig's aux-cache (stat data of each library dir)
+  await chrootOnBothTargets(t, dir, lower, SCRIPT, {
+    minLines: 20,
+    volatile: p => p.startsWith('./var/log/') || p === './tmp/strata-hello.deb' || p === './var/cache/ldconfig/aux-cache',
+  })
 })

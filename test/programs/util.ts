@@ -13,7 +13,8 @@ import * as path from 'node:path'
 import { spawn, spawnSync, SpawnSyncOptions } from 'node:child_process'
 import type { Test } from 'tap'
 import { TestLike, mountsUnder } from '../helpers/tmp'
-import { stratafsBin } from '../helpers/mounts'
+import { mountUnion, stratafsBin, Target } from '../helpers/mounts'
+import { diffSnapshots, snapshot, Snapshot } from '../helpers/tree'
 
 export const STRATAFS = stratafsBin()
 /** Fixed mtime for every entry of a generated root (2001-01-01, below tree.ts's TIME_CEILING). */
@@ -232,4 +233,59 @@ export function importBase(p: Podman, rootfs: string, tag = 'localhost/base'): s
   const r = p('import', tar, tag)
   if (r.code !== 0) throw new Error(why(r, 'podman import'))
   return r.stdout.trim().split('\n').pop()!.trim()
+}
+
+/**
+ * Shell helpers a chroot script starts with: `step NAME CMD…` runs CMD (120 s limit, stdin
+ * /dev/null) and prints `ok NAME` or `FAIL NAME rc=N <output tail>`; `out …` prints `= …`, a
+ * line compared across targets.
+ */
+export const STEP_HELPERS = String.raw`
+step() { name=$1; shift; if timeout 120 "$@" > /tmp/step.out 2>&1 < /dev/null; then echo "ok $name"; else echo "FAIL $name rc=$? $(tail -c 600 /tmp/step.out | tr '\n' '|')"; fi; }
+out() { echo "= $*"; }
+`
+
+/** `unshare --mount --pid --fork --mount-proc=MNT/proc chroot MNT /bin/sh -c SCRIPT` */
+export function inChroot(mnt: string, script: string): Run {
+  return run('unshare', ['--mount', '--pid', '--fork', `--mount-proc=${mnt}/proc`, 'chroot', mnt, '/bin/sh', '-c', STEP_HELPERS + script],
+    { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C' }, timeout: 600_000 })
+}
+
+/**
+ * Runs `script` in a chroot over `lower` on kernel overlayfs, then on stratafs (upper/work/mnt
+ * under `dir`). Asserts: every step is `ok` on both, at least `minLines` lines (the script ran to
+ * the end), the stratafs view is identical after a remount and its daemon exits on unmount,
+ * stratafs printed what the kernel printed, the merged trees are equal (paths for which
+ * `volatile` is true left out), and the lower is unchanged (raw snapshot).
+ */
+export async function chrootOnBothTargets(t: Test, dir: string, lower: string, script: string,
+  opts: { minLines: number; volatile?: (rel: string) => boolean }): Promise<void> {
+  const lowerBefore = snapshot(lower, 'raw')
+  const results: Partial<Record<Target, { out: string[]; tree: Snapshot }>> = {}
+  for (const target of ['kernel', 'stratafs'] as const) {
+    const d = { lowers: [lower], upper: path.join(dir, `${target}-upper`), work: path.join(dir, `${target}-work`), mnt: path.join(dir, `${target}-mnt`) }
+    for (const p of [d.upper, d.work, d.mnt]) fs.mkdirSync(p)
+    const m = await mountUnion(t, target, d)
+    const r = inChroot(d.mnt, script)
+    t.equal(r.code, 0, why(r, `${target}: chroot`))
+    const lines = r.stdout.split('\n').filter(Boolean)
+    for (const l of lines.filter(l => !l.startsWith('= '))) t.ok(l.startsWith('ok '), `${target}: ${l}`)
+    t.ok(lines.length >= opts.minLines, `${target}: the script ran to the end (${lines.length} lines)`)
+    const tree = snapshot(d.mnt)
+    results[target] = { out: lines, tree }
+    await m.unmount()
+    if (target === 'stratafs') {
+      const m2 = await mountUnion(t, target, d)
+      t.same(diffSnapshots(tree, snapshot(d.mnt), {}, ['before remount', 'after remount']), [], 'stratafs view identical after a remount')
+      await m2.unmount()
+      t.notOk(m.daemonLingered() || m2.daemonLingered(), 'daemon exited on unmount')
+    }
+  }
+  const k = results.kernel; const s = results.stratafs
+  if (k && s) {
+    t.same(s.out, k.out, 'stratafs printed what the kernel printed')
+    // times set "now" in the chroot are not compared (tree.ts TIME_CEILING)
+    t.same(diffSnapshots(k.tree, s.tree, { skip: opts.volatile }, ['kernel', 'stratafs']), [], 'merged tree: stratafs = kernel')
+  }
+  t.same(diffSnapshots(lowerBefore, snapshot(lower, 'raw'), {}, ['lower before', 'lower after']), [], 'lower unchanged (raw: content, metadata, xattrs)')
 }
