@@ -143,6 +143,9 @@ function applyOption(a: StratafsArgs, item: string): void {
     case 'debug': a.debug = true; return
     case 'volume': a.volumes.push(parseVolume(need())); return
   }
+  if (key === 'remount') {
+    throw new UsageError('remount is not supported: unmount (fusermount3 -u MNT) and mount again, with -o ro for a read-only view; the upper keeps every change')
+  }
   if (key === 'uidmapping' || key === 'gidmapping' || key.startsWith('squash_to_')) {
     throw new UsageError(`option ${key} is not supported by stratafs yet (ID mapping); use kernel overlayfs or fuse-overlayfs for user-namespaced containers`)
   }

@@ -129,6 +129,7 @@ t.test('refusals: one line naming the path and the reason, nothing mounted', asy
     ['unbalanced quote', ['-o', `lowerdir=${L},context="abc`, d.mnt], /unbalanced quote/, 2],
     ['no mountpoint', ['-o', `lowerdir=${L}`], /no mountpoint/, 2],
     ['unsupported id mapping', ['-o', `lowerdir=${L},uidmapping=0:100000:65536`, d.mnt], /uidmapping is not supported/, 2],
+    ['remount', ['mysrc', d.mnt, '-o', `remount,ro,lowerdir=${L}`], /remount is not supported: unmount .* and mount again/, 2],
   ]
   for (const [name, args, re, code] of cases) {
     const r = runStratafs(args)
