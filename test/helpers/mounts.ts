@@ -173,7 +173,10 @@ export async function mountUnion(t: TestLike, target: Target, d: UnionDirs): Pro
     for (let i = 0; i < 50 && daemonPids.some(alive); i++) await sleep(100)
     for (const pid of daemonPids.filter(alive)) {
       lingered = true
-      t.comment(`${target} daemon pid ${pid} still alive 5 s after unmount of ${d.mnt}; SIGKILL`)
+      // After a lazy unmount (umount -l) the connection stays open while anything still uses the
+      // mount, and the daemon rightly keeps serving: say which unmount ran, so a failure names it.
+      t.comment(`${target} daemon pid ${pid} still alive 5 s after unmount of ${d.mnt}; SIGKILL` +
+        (errors.length ? ` (unmount attempts that failed first: ${errors.join('; ')})` : ' (fusermount3 -u succeeded)'))
       try { process.kill(pid, 'SIGKILL') } catch { /* gone */ }
     }
     if (isMounted(d.mnt)) throw new Error(`could not unmount ${d.mnt}: ${errors.join('; ')}`)
