@@ -1,5 +1,5 @@
 /**
- * `strata`: the helper CLI for the layer store (layers, images, containers, gc). A thin commander
+ * `strata`: the helper CLI for the layer store (layers, images, containers, volumes, gc). A thin commander
  * shell: each subcommand lives in ./commands and calls src/layers/store; this file owns the one
  * place where errors become exit codes and one-line messages.
  *   0 ok · 1 other (bad input, verify mismatch) · 2 usage · 3 not found · 4 conflict · 5 I/O
@@ -10,6 +10,7 @@ import { containerCommand } from './commands/container'
 import { gcCommand } from './commands/gc'
 import { imageCommand } from './commands/image'
 import { layerCommand } from './commands/layer'
+import { volumeCommand } from './commands/volume'
 
 export function exitCodeFor(err: unknown): number {
   if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2
@@ -23,13 +24,14 @@ export function exitCodeFor(err: unknown): number {
 
 export function buildProgram(): Command {
   const program = new Command('strata')
-    .description('strata layer store: layers, images and containers for stratafs')
+    .description('strata layer store: layers, images, containers and volumes for stratafs')
     .option('--root <dir>', 'store root (default: $STRATA_ROOT or /var/lib/strata)')
     .showHelpAfterError()
     .exitOverride()
   program.addCommand(layerCommand())
   program.addCommand(imageCommand())
   program.addCommand(containerCommand())
+  program.addCommand(volumeCommand())
   program.addCommand(gcCommand())
   // every subcommand throws instead of exiting, so main() maps errors in one place
   const walk = (c: Command): void => {

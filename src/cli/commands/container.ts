@@ -1,12 +1,21 @@
 /** `strata container create|ls|inspect|rm|mount|umount|diff|commit`. */
-import { Command } from 'commander'
-import { containerChanges } from '../../layers/store/changes'
+import { Command, InvalidArgumentError } from 'commander'
+import { containerChanges, volumeSkips } from '../../layers/store/changes'
 import { commitContainer } from '../../layers/store/commit'
-import { containerPaths, createContainer, lowerDirs, mountContainer, mountState, removeContainer, umountContainer } from '../../layers/store/containers'
+import { containerPaths, createContainer, lowerDirs, mountContainer, mountState, removeContainer, umountContainer, volumeSource } from '../../layers/store/containers'
 import { withOp } from '../../layers/store/ops'
 import { findContainer, loadContainers } from '../../layers/store/records'
+import { parseVolumeSpec, type VolumeMount } from '../../layers/store/volumes'
 import { fromLatin1 } from '../../native'
 import { out, printJson, short, storeOf, table } from './common'
+
+function collectVolume(spec: string, prev: VolumeMount[] = []): VolumeMount[] {
+  try {
+    return [...prev, parseVolumeSpec(spec)]
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message)
+  }
+}
 
 export function containerCommand(): Command {
   const container = new Command('container').description('containers: a writable upper on top of an image')
@@ -15,9 +24,10 @@ export function containerCommand(): Command {
     .description('create a container (upper + work) from an image')
     .argument('<image>', 'name, id or id prefix')
     .option('--name <name>', 'container name (default: c-<id prefix>)')
-    .action(async (image: string, opts: { name?: string }, cmd: Command) => {
+    .option('-v, --volume <spec>', 'NAME:/path[:ro] (a named volume, created on first use and seeded from the image when empty) or /host/dir:/path[:ro] (a bind volume); repeatable', collectVolume)
+    .action(async (image: string, opts: { name?: string, volume?: VolumeMount[] }, cmd: Command) => {
       const store = storeOf(cmd)
-      const c = await withOp(store, (op) => createContainer(store, op, image, opts.name))
+      const c = await withOp(store, (op) => createContainer(store, op, image, opts.name, opts.volume ?? []))
       out(c.name)
     })
 
@@ -37,11 +47,12 @@ export function containerCommand(): Command {
     .action((ref: string, _opts: unknown, cmd: Command) => {
       const store = storeOf(cmd)
       const c = findContainer(loadContainers(store), ref)
-      printJson({ ...c, mounted: c.mount ? mountState(c.mount.mountpoint) : 'none', paths: containerPaths(store, c), lowerdirs: lowerDirs(store, c) })
+      const volumes = (c.volumes ?? []).map((m) => ({ ...m, hostPath: volumeSource(store, m) }))
+      printJson({ ...c, volumes, mounted: c.mount ? mountState(c.mount.mountpoint) : 'none', paths: containerPaths(store, c), lowerdirs: lowerDirs(store, c) })
     })
 
   container.command('rm')
-    .description('remove a container and its upper')
+    .description('remove a container and its upper (its volumes are kept)')
     .argument('<name...>', 'names or ids')
     .option('-f, --force', 'unmount first if mounted')
     .action(async (refs: string[], opts: { force?: boolean }, cmd: Command) => {
@@ -73,19 +84,22 @@ export function containerCommand(): Command {
     })
 
   container.command('diff')
-    .description('list changes like docker diff (A added, C changed, D deleted)')
+    .description('list changes like docker diff (A added, C changed, D deleted); volumes and their mountpoints are left out')
     .argument('<name>', 'name or id')
     .option('--json', 'JSON output')
     .action((ref: string, opts: { json?: boolean }, cmd: Command) => {
       const store = storeOf(cmd)
       const c = findContainer(loadContainers(store), ref)
-      const changes = containerChanges(containerPaths(store, c).upper, lowerDirs(store, c)).map((ch) => ({ kind: ch.kind, path: `/${fromLatin1(ch.rel)}` }))
+      const { upper } = containerPaths(store, c)
+      const lowers = lowerDirs(store, c)
+      const skip = volumeSkips(upper, lowers, (c.volumes ?? []).map((m) => m.destination))
+      const changes = containerChanges(upper, lowers, skip).map((ch) => ({ kind: ch.kind, path: `/${fromLatin1(ch.rel)}` }))
       if (opts.json) return printJson(changes)
       for (const ch of changes) out(`${ch.kind} ${ch.path}`)
     })
 
   container.command('commit')
-    .description('turn the container\'s changes into a new layer and image')
+    .description('turn the container\'s changes into a new layer and image (volume contents are left out)')
     .argument('<name>', 'name or id')
     .option('-t, --tag <name>', 'name for the new image')
     .action(async (ref: string, opts: { tag?: string }, cmd: Command) => {

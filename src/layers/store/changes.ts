@@ -6,10 +6,17 @@
  *                               `.wh..wh..opq`, entries in byte order of names, parents first;
  *                               metadata: mode, uid/gid, whole-second mtime, xattrs, hard links)
  * The upper is walked with lstat and the l* syscalls only; nothing is followed.
+ *
+ * Data volumes (./volumes.ts) are not the container's changes: their contents never land in the
+ * upper, and the mountpoint directories stratafs creates in the upper for them are left out too
+ * (see volumeSkips), so `diff` and `commit` of a container with volumes show only what the
+ * container itself changed.
  */
 import * as fs from 'node:fs'
 import { native, newStatBuf, ST, toLatin1 } from '../../native'
 import { check, FsError } from '../../sys/errors'
+import { isWithin, parentOf } from '../../sys/rel'
+import { DT_DIR, LowerTree } from '../lower-tree'
 import { isOpaqueValue, isWhiteout, OPAQUE_XATTR, OVERLAY_XATTR_PREFIX, WH_OPAQUE, WH_PREFIX } from '../whiteout'
 import { header, pad, TarFileWriter } from './tar-writer'
 import { modeKind } from './unpack'
@@ -62,10 +69,52 @@ export function existsInLowers(lowers: string[], rel: string): boolean {
   return false
 }
 
+/**
+ * Upper paths (latin1 rels) that `diff` and `commit` leave out because of data volumes mounted at
+ * `destinations` (absolute container paths):
+ * - each destination and everything below it (stratafs keeps volume data out of the upper, but
+ *   the mountpoint directory it creates there when the image lacks one is not a change);
+ * - each ancestor directory of a destination whose only upper children are left out, which is not
+ *   opaque, and which either is absent from the image (stratafs created it for the mountpoint) or
+ *   has the image's mode and owner (copied up only so the mountpoint could be created in it; its
+ *   mtime moved with that mkdir and is deliberately not compared).
+ * An ancestor with any other change (a new file beside the mountpoint, a chmod) stays a change.
+ */
+export function volumeSkips(upper: string, lowers: string[], destinations: string[]): Set<string> {
+  const skip = new Set<string>()
+  if (destinations.length === 0) return skip
+  const up = toLatin1(upper)
+  const tree = new LowerTree(lowers.map(toLatin1))
+  const dests = destinations.map((d) => toLatin1(d.replace(/^\/+/, '')))
+  const ancestors = new Set<string>()
+  for (const d of dests) {
+    skip.add(d)
+    for (let p = parentOf(d); p !== ''; p = parentOf(p)) ancestors.add(p)
+  }
+  // a child's rel is longer than its parent's: deepest first
+  for (const a of [...ancestors].sort((x, y) => y.length - x.length)) {
+    const abs = `${up}/${a}`
+    const s = lstatOrNull(abs)
+    if (!s || modeKind(s[ST.mode]!) !== 'dir' || isOpaqueDir(abs)) continue
+    if (listNames(abs).some((n) => !skip.has(`${a}/${n}`))) continue
+    const e = tree.lookup(a)
+    if (e) {
+      if (e.dtype !== DT_DIR) continue
+      const ls = tree.stat(a, e)
+      if (ls[ST.mode] !== s[ST.mode] || ls[ST.uid] !== s[ST.uid] || ls[ST.gid] !== s[ST.gid]) continue
+    }
+    skip.add(a)
+  }
+  return skip
+}
+
 export type Change = { kind: 'A' | 'C' | 'D', rel: string }
 
-/** Changes in `upper` against `lowers` (host paths, top first), sorted by path. */
-export function containerChanges(upper: string, lowers: string[]): Change[] {
+/**
+ * Changes in `upper` against `lowers` (host paths, top first), sorted by path; `skip` (from
+ * volumeSkips) names upper paths to leave out with everything below them.
+ */
+export function containerChanges(upper: string, lowers: string[], skip: Set<string> = new Set()): Change[] {
   const up = toLatin1(upper)
   const lows = lowers.map(toLatin1)
   const out: Change[] = []
@@ -75,6 +124,7 @@ export function containerChanges(upper: string, lowers: string[]): Change[] {
     for (const name of names) {
       if (name === WH_OPAQUE) continue
       const childRel = rel === '' ? name : `${rel}/${name}`
+      if (skip.has(childRel)) continue
       const abs = `${up}/${childRel}`
       const s = lstatOrNull(abs)
       if (!s) continue
@@ -108,7 +158,8 @@ export function containerChanges(upper: string, lowers: string[]): Change[] {
     }
   }
   walk('')
-  const uniq = new Map(out.map((c) => [c.rel, c]))
+  const skipped = (rel: string): boolean => [...skip].some((d) => isWithin(rel, d))
+  const uniq = new Map(out.filter((c) => !skipped(c.rel)).map((c) => [c.rel, c]))
   return [...uniq.values()].sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0))
 }
 
@@ -124,8 +175,8 @@ function xattrsOf(abs: string): Map<string, Buffer> {
   return out
 }
 
-/** Writes the upper as an OCI layer tar at `file`. */
-export async function writeUpperTar(upper: string, file: string): Promise<void> {
+/** Writes the upper as an OCI layer tar at `file`, leaving out `skip` (see volumeSkips). */
+export async function writeUpperTar(upper: string, file: string, skip: Set<string> = new Set()): Promise<void> {
   const up = toLatin1(upper)
   const w = new TarFileWriter(file)
   const links = new Map<string, string>()
@@ -135,6 +186,7 @@ export async function writeUpperTar(upper: string, file: string): Promise<void> 
       const dirAbs = rel === '' ? up : `${up}/${rel}`
       for (const name of listNames(dirAbs)) {
         const childRel = rel === '' ? name : `${rel}/${name}`
+        if (skip.has(childRel)) continue
         const abs = `${up}/${childRel}`
         const s = newStatBuf()
         check(native.lstat(abs, s), 'lstat', abs)

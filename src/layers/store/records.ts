@@ -8,6 +8,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { FsError } from '../../sys/errors'
 import { readJsonOr, type Store, writeJsonAtomic } from './store'
+import type { VolumeMount } from './volumes'
 
 export interface ImageRecord {
   /** sha256 of the config blob, as podman and docker name images */
@@ -26,6 +27,8 @@ export interface ContainerRecord {
   image: string
   created: string
   mount?: { mountpoint: string, at: string }
+  /** data volumes served inside the merged view (./volumes.ts); absent means none */
+  volumes?: VolumeMount[]
 }
 
 export function loadImages(store: Store): ImageRecord[] {

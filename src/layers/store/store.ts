@@ -17,6 +17,7 @@
  *   ROOT/blobs/sha256/<hex>           image configs and manifests
  *   ROOT/images.json                  the image records
  *   ROOT/containers/<id>/             container.json, upper/, work/, merged/
+ *   ROOT/volumes/<name>/              volume.json, _data/ (data volumes, ./volumes.ts)
  * Layer dirs are named by the bare hex (no "sha256:") because ':' separates overlayfs lowerdirs.
  *
  * This module must not know about tar, FUSE or the CLI.
@@ -52,6 +53,7 @@ export class Store {
   get layersDir(): string { return path.join(this.root, 'layers') }
   get blobsDir(): string { return path.join(this.root, 'blobs', 'sha256') }
   get containersDir(): string { return path.join(this.root, 'containers') }
+  get volumesDir(): string { return path.join(this.root, 'volumes') }
   get imagesFile(): string { return path.join(this.root, 'images.json') }
   get lockFile(): string { return path.join(this.root, 'lock') }
 
@@ -61,7 +63,7 @@ export class Store {
 
   /** Creates the skeleton; safe to call concurrently and repeatedly. */
   init(): void {
-    for (const d of [this.root, this.tmpDir, this.layersDir, this.blobsDir, this.containersDir]) {
+    for (const d of [this.root, this.tmpDir, this.layersDir, this.blobsDir, this.containersDir, this.volumesDir]) {
       fs.mkdirSync(d, { recursive: true, mode: 0o700 })
     }
   }
