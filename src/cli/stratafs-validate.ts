@@ -114,6 +114,8 @@ export function validate(args: StratafsArgs, cwd: string): ResolvedConfig {
   const volumes = args.volumes.map((v) => {
     const source = realDir('volume source', abs(v.source))
     if (within(source, mountpoint)) throw new ConfigError(`volume source ${source}: inside mountpoint ${mountpoint}`)
+    // The reverse would make the daemon look up its own mount through the volume, and hang.
+    if (within(mountpoint, source)) throw new ConfigError(`mountpoint ${mountpoint}: inside volume source ${source}`)
     return { source, rel: v.dest.slice(1), readOnly: v.readOnly }
   })
   const dests = new Set<string>()
