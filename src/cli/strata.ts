@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander'
 import { codeOf } from '../sys/errors'
 import { containerCommand } from './commands/container'
 import { gcCommand } from './commands/gc'
+import { statsCommand } from './commands/stats'
 import { imageCommand } from './commands/image'
 import { layerCommand } from './commands/layer'
 import { volumeCommand } from './commands/volume'
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   program.addCommand(containerCommand())
   program.addCommand(volumeCommand())
   program.addCommand(gcCommand())
+  program.addCommand(statsCommand())
   // every subcommand throws instead of exiting, so main() maps errors in one place
   const walk = (c: Command): void => {
     c.exitOverride()

@@ -147,6 +147,28 @@ t.test('refusals: one line naming the path and the reason, nothing mounted', asy
   t.equal(spawnSync('fusermount3', ['-u', d.mnt]).status, 0)
 })
 
+t.test('strata stats MNT reads the live counters of the daemon', async (t) => {
+  const d = makeDirs(t)
+  unmountLater(t, d.mnt)
+  t.equal(runStratafs(['-o', `lowerdir=${d.lowers.join(':')},upperdir=${d.upper},workdir=${d.work}`, d.mnt]).status, 0)
+  fs.appendFileSync(`${d.mnt}/etc/motd`, 'more\n')
+  t.throws(() => fs.statSync(`${d.mnt}/nope`), { code: 'ENOENT' })
+  const strata = require.resolve('../../../bin/strata')
+  const json = spawnSync(process.execPath, [strata, 'stats', d.mnt, '--json'], { encoding: 'utf8' })
+  t.equal(json.status, 0, json.stderr)
+  const s = JSON.parse(json.stdout) as { pid: number, copyUps: { count: number, bytes: number }, ops: Record<string, { count: number, errors: Record<string, number> }> }
+  t.same(daemonPids(d.mnt), [s.pid], 'answered by the daemon of this mount')
+  t.ok(s.copyUps.count >= 2 && s.copyUps.bytes === 'top motd\n'.length, `the copy-up of etc and etc/motd is counted: ${JSON.stringify(s.copyUps)}`)
+  t.ok((s.ops.getattr?.errors.ENOENT ?? 0) >= 1, 'the failed lookup is counted as ENOENT')
+  t.ok((s.ops.write?.count ?? 0) >= 1, 'writes are counted')
+  const text = spawnSync(process.execPath, [strata, 'stats', d.mnt], { encoding: 'utf8' })
+  t.match(text.stdout, /^pid \d+, up \d+ s, rss \d+ MiB/, 'a readable summary')
+  t.equal(spawnSync('fusermount3', ['-u', d.mnt]).status, 0)
+  const gone = spawnSync(process.execPath, [strata, 'stats', d.mnt], { encoding: 'utf8' })
+  t.not(gone.status, 0, 'no daemon, no stats')
+  t.match(gone.stderr, /no stratafs daemon answers/)
+})
+
 t.test('--help and --version', async (t) => {
   const h = runStratafs(['--help'])
   t.equal(h.status, 0)

@@ -1,0 +1,35 @@
+/** `strata stats MNT`: the counters of the stratafs daemon serving MNT, read without stopping it. */
+import * as path from 'node:path'
+import { Command } from 'commander'
+import { FsError } from '../../sys/errors'
+import { readStats } from '../stats-socket'
+import { out, printJson } from './common'
+
+interface OpStat { count: number, meanUs: number, errors: Record<string, number> }
+interface Stats {
+  pid: number, uptimeSec: number, openHandles: number, memory: { rss: number },
+  ops: Record<string, OpStat>, copyUps: { count: number, bytes: number }, nodeCache: { hits: number, misses: number }
+}
+
+export function statsCommand(): Command {
+  return new Command('stats')
+    .description('show the counters of the stratafs daemon serving MOUNTPOINT (ops, latencies, errors, copy-ups, caches, memory)')
+    .argument('<mountpoint>')
+    .option('--json', 'the full JSON document, with latency histograms')
+    .action(async (mnt: string, opts: { json?: boolean }) => {
+      let s: Stats
+      try {
+        s = await readStats(path.resolve(mnt)) as Stats
+      } catch (err) {
+        throw new FsError('ENOENT', `${(err as Error).message}`)
+      }
+      if (opts.json) return printJson(s)
+      out(`pid ${s.pid}, up ${s.uptimeSec} s, rss ${(s.memory.rss / 2 ** 20).toFixed(0)} MiB, ${s.openHandles} open files`)
+      out(`copy-ups ${s.copyUps.count} (${(s.copyUps.bytes / 2 ** 20).toFixed(1)} MiB), node cache ${s.nodeCache.hits} hits / ${s.nodeCache.misses} misses`)
+      out('op            count    mean µs  errors')
+      for (const [name, o] of Object.entries(s.ops).sort((a, b) => b[1].count - a[1].count)) {
+        const errs = Object.entries(o.errors).map(([k, v]) => `${k}:${v}`).join(' ')
+        out(`${name.padEnd(12)} ${String(o.count).padStart(7)} ${o.meanUs.toFixed(1).padStart(10)}  ${errs}`)
+      }
+    })
+}
