@@ -8,7 +8,6 @@ import * as host from '../sys/hostfs'
 import { isWithin, joinRel } from '../sys/rel'
 import type { Handle } from './handles'
 import type { Caller, TaggedStat, UnionFs } from './union-fs'
-import { UPPER_TAG, LOWER_TAG } from './union-fs'
 import { VolumeFs, type VolumeSpec } from './volume-fs'
 
 /** ino tags of volumes: far above any lower layer's. */
@@ -212,4 +211,3 @@ export class Router {
   }
 }
 
-export { UPPER_TAG, LOWER_TAG }
