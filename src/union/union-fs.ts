@@ -807,4 +807,3 @@ function renameWithWhiteout(from: string, to: string): void {
   }
 }
 
-export { UPPER_TAG, LOWER_TAG }
