@@ -70,8 +70,11 @@ export class Router {
     return { st: host.fstat(h.fd), tag: VOLUME_TAG + h.volume, mergedDir: false }
   }
 
+  /** Existence only: default_permissions has the kernel check the mode bits itself. */
   access(rel: string): void {
-    this.stat(rel)
+    const t = this.pick(rel)
+    if (t) t.vol.stat(t.sub)
+    else this.union.resolve(rel)
   }
 
   statfs(): Float64Array {

@@ -64,11 +64,12 @@ export class VolumeFs {
   }
 
   list(sub: string): { names: string[], types: number[] } {
-    const l = host.readdir(this.abs(sub))
+    const dir = this.abs(sub)
+    const l = host.readdir(dir)
     const types: number[] = []
     for (let i = 0; i < l.names.length; i++) {
       let t = l.types[i]!
-      if (t === 0) t = host.fileType(host.lstat(`${this.abs(sub)}/${l.names[i]}`)[ST.mode]!) >>> 12
+      if (t === 0) t = host.fileType(host.lstat(`${dir}/${l.names[i]}`)[ST.mode]!) >>> 12
       types.push(t)
     }
     return { names: l.names, types }
