@@ -97,82 +97,35 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     onInit()
   }) as Handler)
 
-  const signalGetattr = signalFn('getattr')
-  def('getattr', ((l: Buffer, _op: number, p: string | null) => {
-    const start = process.hrtime.bigint()
-    try {
-      const packed = packStat(fsys.stat(pathArg(p)))
-      stats.record('getattr', start, null)
-      signalGetattr(l, 0, packed)
-    } catch (err) {
-      signalGetattr(l, fail('getattr', err, start), EMPTY_STAT)
-    }
-  }) as Handler)
+  /**
+   * Synchronous ops that answer with values: `compute` returns the signal's arguments after the
+   * status; on failure the binding still needs placeholders of the same shape (`empty`).
+   */
+  function value(name: string, empty: unknown[], compute: (...args: never[]) => unknown[]): void {
+    const signal = signalFn(name)
+    def(name, ((l: Buffer, _op: number, ...args: never[]) => {
+      const start = process.hrtime.bigint()
+      try {
+        const out = compute(...args)
+        stats.record(name, start, null)
+        signal(l, 0, ...out)
+      } catch (err) {
+        signal(l, fail(name, err, start), ...empty)
+      }
+    }) as Handler)
+  }
 
-  const signalFgetattr = signalFn('fgetattr')
-  def('fgetattr', ((l: Buffer, _op: number, p: string | null, fh: number) => {
-    const start = process.hrtime.bigint()
-    try {
-      const packed = packStat(fh ? fsys.fstat(fh) : fsys.stat(pathArg(p)))
-      stats.record('fgetattr', start, null)
-      signalFgetattr(l, 0, packed)
-    } catch (err) {
-      signalFgetattr(l, fail('fgetattr', err, start), EMPTY_STAT)
-    }
-  }) as Handler)
-
+  value('getattr', [EMPTY_STAT], (p: string | null) => [packStat(fsys.stat(pathArg(p)))])
+  value('fgetattr', [EMPTY_STAT], (p: string | null, fh: number) => [packStat(fh ? fsys.fstat(fh) : fsys.stat(pathArg(p)))])
+  value('statfs', [EMPTY_STATFS], () => [packStatfs(fsys.statfs())])
+  value('readlink', [''], (p: string | null) => [fsys.readlink(pathArg(p))])
+  value('opendir', [0], (p: string | null) => [fsys.opendir(pathArg(p))])
+  value('readdir', [[], []], (p: string | null, fh: number) => {
+    const { names, types } = fsys.list(p === null ? fsys.dirPath(fh) : relFromFuse(p))
+    return [['.', '..', ...names], [typeOnlyStat(4), typeOnlyStat(4), ...types.map(typeOnlyStat)]]
+  })
   status('access', (p: string | null) => { fsys.access(pathArg(p)) })
-
-  const signalStatfs = signalFn('statfs')
-  def('statfs', ((l: Buffer) => {
-    const start = process.hrtime.bigint()
-    try {
-      const packed = packStatfs(fsys.statfs())
-      stats.record('statfs', start, null)
-      signalStatfs(l, 0, packed)
-    } catch (err) {
-      signalStatfs(l, fail('statfs', err, start), EMPTY_STATFS)
-    }
-  }) as Handler)
-
-  const signalReadlink = signalFn('readlink')
-  def('readlink', ((l: Buffer, _op: number, p: string | null) => {
-    const start = process.hrtime.bigint()
-    try {
-      const target = fsys.readlink(pathArg(p))
-      stats.record('readlink', start, null)
-      signalReadlink(l, 0, target)
-    } catch (err) {
-      signalReadlink(l, fail('readlink', err, start), '')
-    }
-  }) as Handler)
-
-  const signalOpendir = signalFn('opendir')
-  def('opendir', ((l: Buffer, _op: number, p: string | null) => {
-    const start = process.hrtime.bigint()
-    try {
-      const id = fsys.opendir(pathArg(p))
-      stats.record('opendir', start, null)
-      signalOpendir(l, 0, id)
-    } catch (err) {
-      signalOpendir(l, fail('opendir', err, start), 0)
-    }
-  }) as Handler)
   status('releasedir', (_p: string | null, fh: number) => fsys.releasedir(fh))
-
-  const signalReaddir = signalFn('readdir')
-  def('readdir', ((l: Buffer, _op: number, p: string | null, fh: number) => {
-    const start = process.hrtime.bigint()
-    try {
-      const { names, types } = fsys.list(p === null ? fsys.dirPath(fh) : relFromFuse(p))
-      const all = ['.', '..', ...names]
-      const stats_ = [typeOnlyStat(4), typeOnlyStat(4), ...types.map(typeOnlyStat)]
-      stats.record('readdir', start, null)
-      signalReaddir(l, 0, all, stats_)
-    } catch (err) {
-      signalReaddir(l, fail('readdir', err, start), [], [])
-    }
-  }) as Handler)
 
   const signalOpen = signalFn('open')
   def('open', ((l: Buffer, _op: number, p: string | null, flags: number) => {
