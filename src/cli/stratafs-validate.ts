@@ -42,11 +42,12 @@ const within = (p: string, dir: string): boolean => p === dir || p.startsWith(di
 
 /**
  * A mount at `p` whose FUSE daemon died answers ENOTCONN (ECONNABORTED on the first access after
- * the death); it can be cleared with a lazy unmount.
+ * the death); it can be cleared with a lazy unmount. Asked with statfs, which the kernel always
+ * sends to the daemon: a stat of the root may be answered from the kernel's attribute cache.
  */
 export function isDeadMount(p: string): boolean {
   try {
-    fs.statSync(p)
+    fs.statfsSync(p)
     return false
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code

@@ -12,9 +12,13 @@ export interface FuseBinding {
   offsetof_fuse_thread_locals_t_caller_uid: number
   offsetof_fuse_thread_locals_t_caller_gid: number
   offsetof_fuse_thread_locals_t_caller_pid: number
+  offsetof_fuse_thread_locals_t_strata_changed: number
+  offsetof_fuse_thread_locals_t_strata_xattr_stable: number
   fuse_native_mount(mnt: string, opts: string, thread: Buffer, ctx: object, malloc: (size: number) => Buffer,
     handlers: Array<((...args: never[]) => void) | undefined>, implemented: Uint32Array, onExit: () => void): void
   fuse_native_unmount(mnt: string, thread: Buffer): void
+  /** INIT capabilities (FUSE_* flags) to ask for on libfuse 2.9's behalf when the kernel offers them */
+  fuse_native_strata_init_flags(flags: number): void
   [name: string]: unknown
 }
 

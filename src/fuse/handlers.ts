@@ -12,17 +12,19 @@ import type { Logger } from '../sys/log'
 import { relFromFuse } from '../sys/rel'
 import type { Caller } from '../union/union-fs'
 import type { Router } from '../union/router'
-import { binding, opcode, signalFn } from './binding'
+import { binding, opcode, signalFn as bindingSignal } from './binding'
 import { toNegErrno } from './errno'
-import { packStat, packStatfs, typeOnlyStat } from './stat-pack'
+import { packStat, packStatfs, STAT_SLOTS, typeOnlyStat } from './stat-pack'
 
 type Handler = (...args: never[]) => void
 const TWO32 = 4294967296
-const EMPTY_STAT = new Uint32Array(22)
+const EMPTY_STAT = new Uint32Array(STAT_SLOTS)
 const EMPTY_STATFS = new Uint32Array(11)
 const UID_AT = binding.offsetof_fuse_thread_locals_t_caller_uid
 const GID_AT = binding.offsetof_fuse_thread_locals_t_caller_gid
 const PID_AT = binding.offsetof_fuse_thread_locals_t_caller_pid
+const CHANGED_AT = binding.offsetof_fuse_thread_locals_t_strata_changed
+const XATTR_STABLE_AT = binding.offsetof_fuse_thread_locals_t_strata_xattr_stable
 
 function callerOf(l: Buffer): Caller {
   return { uid: l.readUInt32LE(UID_AT), gid: l.readUInt32LE(GID_AT), pid: l.readUInt32LE(PID_AT) }
@@ -54,10 +56,31 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     return neg
   }
 
+  /**
+   * Copy-ups counted when each worker thread's request arrived (`l` is that thread's buffer, and a
+   * thread serves one request at a time). A request during which the count moved may have copied
+   * its entry up behind the kernel's attribute cache: the answer says so (CHANGED_AT) and the
+   * binding invalidates the entry after replying (src/fuse/mount.ts). Another request's copy-up
+   * in between only costs a needless invalidation.
+   */
+  const copyUpsAtStart = new Map<Buffer, number>()
+
   function def(name: string, fn: Handler): void {
     const code = opcode(name)
-    handlers[code] = fn
+    handlers[code] = ((l: Buffer, ...args: never[]) => {
+      copyUpsAtStart.set(l, stats.copyUps)
+      ;(fn as (...a: unknown[]) => void)(l, ...args)
+    }) as Handler
     implemented[code] = 1
+  }
+
+  /** The binding's answer function for `name`, marking answers to requests that copied up. */
+  function signalFn(name: string): (l: Buffer, ...args: unknown[]) => void {
+    const signal = bindingSignal(name)
+    return (l, ...args) => {
+      if (stats.copyUps !== copyUpsAtStart.get(l)) l.writeUInt32LE(1, CHANGED_AT)
+      signal(l, ...args)
+    }
   }
 
   /** Ops that answer with just a status; `fn` may be sync or async. */
@@ -218,6 +241,13 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
       (err) => signalSetxattr(l, fail('setxattr', err, start), ab))
   }) as Handler)
 
+  const absenceHolds = (p: string): boolean => {
+    try {
+      return fsys.stat(relFromFuse(p)).stable
+    } catch {
+      return false
+    }
+  }
   const signalGetxattr = signalFn('getxattr')
   def('getxattr', ((l: Buffer, _op: number, p: string | null, name: string, out: Buffer | undefined) => {
     const start = process.hrtime.bigint()
@@ -233,6 +263,9 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
       stats.record('getxattr', start, null)
       signalGetxattr(l, res, ab)
     } catch (err) {
+      // The binding remembers an absence that holds until the name is set through this inode
+      // (patches/README.md): not for volume entries or hard-linked upper files (`stable`).
+      if ((err as FsError).code === 'ENODATA' && p !== null && absenceHolds(p)) l.writeUInt32LE(1, XATTR_STABLE_AT)
       signalGetxattr(l, fail('getxattr', err, start), ab)
     }
   }) as Handler)

@@ -5,15 +5,31 @@
  * drops or moves its own dentries for it: entry and negative lookups can be cached for long. Data
  * volumes are the exception (other containers change them): with volumes, negative lookups are
  * not cached, and a cached positive entry that another container removed heals itself at the next
- * getattr, which always reaches the daemon (below). Attributes
- * cannot (attr_timeout=0): libfuse 2's high-level API gives every *name* its own kernel inode, so
- * after a write, link or unlink through one name of a hard-linked file, the kernel's cached size
- * and st_nlink of its other names would be stale. Attributes from a lookup reply are still used
- * within the same jiffy, so `ls -l` does not pay twice.
+ * getattr, which always reaches the daemon for volume entries (below).
+ *
+ * Attributes are cached per entry (the patched binding rewrites attr_valid in each reply, see
+ * patches/README.md): for ATTR_CACHE_MS when the entry is `stable` (union-fs.ts TaggedStat: only
+ * this name of it changes, and every change to it comes through this mount and its reply), never
+ * for hard-linked upper files and volume entries. libfuse 2's high-level API gives every *name*
+ * its own kernel inode, so after a write, link or unlink through one name of a hard-linked file the
+ * kernel's cached size and st_nlink of its other names would be stale. The global attr_timeout=0
+ * covers replies that carry no answer of ours. Without per-entry caching every path walk sends a
+ * GETATTR per component (default_permissions checks search permission on each).
+ *
+ * Two INIT capabilities libfuse 2.9 predates are asked for on its behalf: FUSE_POSIX_ACL (the
+ * kernel caches ACLs and enforces them, as overlayfs does, instead of asking for
+ * system.posix_acl_access on every `ls -l`) and, without volumes, FUSE_CACHE_SYMLINKS (a symlink's
+ * target never changes in place; a volume's symlink may be replaced from outside).
  */
 import { execFile } from 'node:child_process'
 import { binding } from './binding'
 import type { HandlerTable } from './handlers'
+
+const FUSE_POSIX_ACL = 1 << 20
+const FUSE_CACHE_SYMLINKS = 1 << 23
+
+/** How long the kernel may cache the attributes of a `stable` entry, in ms (as entry_timeout). */
+export const ATTR_CACHE_MS = 60_000
 
 export interface FuseMountOptions {
   /** shown as the mount source in /proc/self/mountinfo */
@@ -66,6 +82,7 @@ export function mountFuse(mnt: string, table: (onInit: () => void) => HandlerTab
     keep.add(b)
     return b
   }
+  binding.fuse_native_strata_init_flags(FUSE_POSIX_ACL | (opts.hasVolumes ? 0 : FUSE_CACHE_SYMLINKS))
   binding.fuse_native_mount(mnt, `-o${libfuseOptions(opts).join(',')}`, thread, { thread, keep }, malloc, handlers, implemented, () => exitCb())
   return { mnt, live, onExit: (cb) => { exitCb = cb } }
 }

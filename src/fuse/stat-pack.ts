@@ -1,7 +1,8 @@
 /**
- * Packs a host stat (src/native layout) into the patched binding's 22-slot stat array:
+ * Packs a host stat (src/native layout) into the patched binding's 23-slot stat array:
  * [mode, uid, gid, size lo/hi, dev, nlink, ino lo/hi, rdev, blksize, blocks lo/hi,
- *  atime sec lo/hi nsec, mtime sec lo/hi nsec, ctime sec lo/hi nsec].
+ *  atime sec lo/hi nsec, mtime sec lo/hi nsec, ctime sec lo/hi nsec, attr cache ms]. The last slot
+ * is read only from getattr/fgetattr answers: how long the kernel may cache these attributes.
  *
  * st_ino = (layer tag << 48) | host ino: stable across remounts of the same layer stack, unique in
  * the mount (host inos are unique per filesystem; each layer has its own tag), and the same for hard
@@ -9,6 +10,9 @@
  */
 import { ST } from '../native'
 import type { TaggedStat } from '../union/union-fs'
+import { ATTR_CACHE_MS } from './mount'
+
+export const STAT_SLOTS = 23
 
 const TWO32 = 4294967296
 const TWO48 = 281474976710656
@@ -19,7 +23,7 @@ function put64(out: Uint32Array, i: number, v: number): void {
   out[i + 1] = (v - lo) / TWO32
 }
 
-export function packStat(ts: TaggedStat, out: Uint32Array = new Uint32Array(22)): Uint32Array {
+export function packStat(ts: TaggedStat, out: Uint32Array = new Uint32Array(STAT_SLOTS)): Uint32Array {
   const st = ts.st
   out[0] = st[ST.mode]!
   out[1] = st[ST.uid]!
@@ -39,12 +43,13 @@ export function packStat(ts: TaggedStat, out: Uint32Array = new Uint32Array(22))
   out[18] = st[ST.mtimeNsec]!
   put64(out, 19, st[ST.ctimeSec]!)
   out[21] = st[ST.ctimeNsec]!
+  out[22] = ts.stable ? ATTR_CACHE_MS : 0
   return out
 }
 
 /** Stat arrays carrying only a file type, for readdir entries (d_type) with an unknown inode. */
 const TYPE_ONLY = Array.from({ length: 16 }, (_, dtype) => {
-  const out = new Uint32Array(22)
+  const out = new Uint32Array(STAT_SLOTS)
   out[0] = dtype << 12
   out[7] = 0xffffffff
   return out

@@ -67,7 +67,7 @@ export class Router {
   fstat(id: number): TaggedStat {
     const h = this.union.handle(id)
     if (h.volume === undefined) return this.union.fstat(id)
-    return { st: host.fstat(h.fd), tag: VOLUME_TAG + h.volume, mergedDir: false }
+    return { st: host.fstat(h.fd), tag: VOLUME_TAG + h.volume, mergedDir: false, stable: false }
   }
 
   /** Existence only: default_permissions has the kernel check the mode bits itself. */

@@ -91,6 +91,12 @@ export interface TaggedStat {
   tag: number
   /** report st_nlink 1, as overlayfs does for merged directories */
   mergedDir: boolean
+  /**
+   * Only this mount changes these attributes, through this name alone: no other name shares the
+   * inode (a directory, a lower entry, or an upper file with one link). The kernel may cache them
+   * (src/fuse/mount.ts); hard-linked upper files and volume entries are asked for every time.
+   */
+  stable: boolean
 }
 
 export class UnionFs {
@@ -188,7 +194,7 @@ export class UnionFs {
 
   stat(rel: string): TaggedStat {
     const h = this.hidden.get(rel)
-    if (h) return { st: host.lstat(h.abs), tag: h.own ? UPPER_TAG : LOWER_TAG + h.layer, mergedDir: false }
+    if (h) return { st: host.lstat(h.abs), tag: h.own ? UPPER_TAG : LOWER_TAG + h.layer, mergedDir: false, stable: false }
     return this.statNode(this.resolve(rel))
   }
 
@@ -200,13 +206,24 @@ export class UnionFs {
   statNode(node: Node): TaggedStat {
     const isDir = node.type === host.S_IFDIR
     if (node.upper) {
-      return { st: host.lstat(this.upperAbs(node.rel)), tag: UPPER_TAG, mergedDir: isDir && node.merged }
+      const st = host.lstat(this.upperAbs(node.rel))
+      if (isDir && node.merged) {
+        // A merged directory keeps the st_ino of its lower directory (its copy-up origin), as
+        // overlayfs reports it: the number does not change when a child's change copies it up.
+        const entry = this.lower.lookup(node.rel)
+        if (entry) {
+          st[ST.ino] = this.lower.stat(node.rel, entry)[ST.ino]!
+          return { st, tag: LOWER_TAG + entry.layer, mergedDir: true, stable: true }
+        }
+      }
+      return { st, tag: UPPER_TAG, mergedDir: isDir && node.merged, stable: isDir || st[ST.nlink]! <= 1 }
     }
     const entry = this.lower.lookup(node.rel)
     if (!entry) throw fsError('ENOENT', 'lstat', node.rel)
     const layers = entry.dirLayers
     const mergedDir = isDir && layers !== undefined && layers.length > 1 && (this.lower.dir(node.rel)?.layers.length ?? 0) > 1
-    return { st: this.lower.stat(node.rel, entry), tag: LOWER_TAG + entry.layer, mergedDir }
+    // Lower entries never change; a lower hard link stays one (copy-up of another name breaks it).
+    return { st: this.lower.stat(node.rel, entry), tag: LOWER_TAG + entry.layer, mergedDir, stable: true }
   }
 
   readlink(rel: string): string {
@@ -739,7 +756,8 @@ export class UnionFs {
 
   fstat(id: number): TaggedStat {
     const h = this.handle(id)
-    return { st: host.fstat(h.fd), tag: h.upper ? UPPER_TAG : LOWER_TAG + h.layer, mergedDir: false }
+    const st = host.fstat(h.fd)
+    return { st, tag: h.upper ? UPPER_TAG : LOWER_TAG + h.layer, mergedDir: false, stable: !h.upper || st[ST.nlink]! === 1 }
   }
 
   get fsyncEnabled(): boolean {

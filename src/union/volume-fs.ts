@@ -60,7 +60,7 @@ export class VolumeFs {
 
   stat(sub: string): TaggedStat {
     const st = host.lstat(this.abs(sub))
-    return { st, tag: this.tag, mergedDir: false }
+    return { st, tag: this.tag, mergedDir: false, stable: false }
   }
 
   list(sub: string): { names: string[], types: number[] } {

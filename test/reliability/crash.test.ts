@@ -29,7 +29,7 @@ const workEntries = (d: Layout): string[] => { try { return fs.readdirSync(`${d.
 /** The mount is dead (ENOTCONN/ECONNABORTED); stratafs on it again must just work; work/ is then empty. */
 async function remount(tt: Test, d: Layout): Promise<void> {
   let code = ''
-  try { fs.statSync(d.mnt) } catch (e) { code = (e as NodeJS.ErrnoException).code ?? '' }
+  try { fs.statfsSync(d.mnt) } catch (e) { code = (e as NodeJS.ErrnoException).code ?? '' } // statfs is never answered from cache
   tt.match(code, /^(ENOTCONN|ECONNABORTED)$/, `dead mount answers ${code}`)
   tt.comment(`work dir leftovers before remount: ${workEntries(d).length}`)
   mountStratafs(tt, d)

@@ -165,7 +165,8 @@ export function isMountpoint(mnt: string): boolean {
 /** 'live', 'stale' (ENOTCONN: daemon gone) or 'none'. */
 export function mountState(mnt: string): 'live' | 'stale' | 'none' {
   try {
-    fs.statSync(mnt)
+    // statfs always reaches the daemon; stat of the root may come from the kernel's cache
+    fs.statfsSync(mnt)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     // ENOTCONN: "Transport endpoint is not connected"; the first access after the daemon died

@@ -1,0 +1,150 @@
+/**
+ * The kernel's caches in front of stratafs (src/fuse/mount.ts, patches/README.md): attributes are
+ * cached per entry, absent xattrs are answered by the binding, ACLs by the kernel. Each test checks
+ * both sides of that bargain through a real mount: what is cached no longer reaches the daemon
+ * (its op counters, `strata stats --json`, do not move), and nothing cached is ever served stale
+ * (hard links, copy-up, renamed trees, setxattr through another name, volumes changed outside).
+ */
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import { spawnSync } from 'node:child_process'
+import t from 'tap'
+import { mountUnion } from '../helpers/mounts'
+import { tempDir } from '../helpers/tmp'
+import { lowersUnchanged, makeDirs, mountDirs, py, runStratafs, unmountLater } from './util'
+
+const STRATA = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../../bin/strata' : '../../bin/strata')
+const UPPER_TAG = 1n << 48n
+
+/** How many requests of `op` the daemon serving `mnt` has answered so far. */
+function opCount(mnt: string, op: string): number {
+  const r = spawnSync(STRATA, ['stats', mnt, '--json'], { encoding: 'utf8', timeout: 10_000 })
+  if (r.status !== 0) throw new Error(`strata stats ${mnt}: ${r.stderr}`)
+  return (JSON.parse(r.stdout) as { ops: Record<string, { count: number }> }).ops[op]?.count ?? 0
+}
+
+/** getxattr that returns the value as a string, or the errno name. */
+function getx(p: string, name: string): string {
+  const r = py('import os,sys,errno\ntry: print(os.getxattr(sys.argv[1], sys.argv[2], follow_symlinks=False).decode())\nexcept OSError as e: print(errno.errorcode[e.errno])', p, name)
+  return r.stdout.trim()
+}
+
+const ino = (p: string): bigint => fs.lstatSync(p, { bigint: true }).ino
+
+t.test('a cached path and a known-absent xattr cost no request', async (t) => {
+  const d = makeDirs(t)
+  lowersUnchanged(t, d.lowers)
+  const m = await mountDirs(t, d)
+  fs.lstatSync(`${m.mnt}/etc/motd`)
+  t.equal(getx(`${m.mnt}/etc/motd`, 'user.none'), 'ENODATA')
+  const getattrs = opCount(m.mnt, 'getattr')
+  const getxattrs = opCount(m.mnt, 'getxattr')
+  for (let i = 0; i < 100; i++) fs.lstatSync(`${m.mnt}/etc/motd`)
+  for (let i = 0; i < 20; i++) t.equal(getx(`${m.mnt}/etc/motd`, 'user.none'), 'ENODATA', 'still absent')
+  t.equal(opCount(m.mnt, 'getattr'), getattrs, '100 lstats of a cached path: no getattr reached the daemon')
+  t.equal(opCount(m.mnt, 'getxattr'), getxattrs, '20 getxattrs of a known-absent name: none reached the daemon')
+  t.equal(getx(`${m.mnt}/etc/motd`, 'user.other'), 'ENODATA')
+  t.equal(opCount(m.mnt, 'getxattr'), getxattrs + 1, 'another name is asked for')
+})
+
+t.test('hard links: every name shows a change made through another at once', async (t) => {
+  const d = makeDirs(t)
+  const m = await mountDirs(t, d)
+  fs.writeFileSync(`${m.mnt}/f`, 'abc')
+  t.equal(fs.lstatSync(`${m.mnt}/f`).nlink, 1)
+  t.equal(getx(`${m.mnt}/f`, 'user.x'), 'ENODATA')
+  fs.linkSync(`${m.mnt}/f`, `${m.mnt}/g`)
+  t.equal(fs.lstatSync(`${m.mnt}/f`).nlink, 2, 'link: st_nlink of the cached source name is 2')
+  fs.appendFileSync(`${m.mnt}/g`, 'more')
+  t.equal(fs.lstatSync(`${m.mnt}/f`).size, 7, 'append through g: the size through f')
+  t.equal(py('import os,sys; os.setxattr(sys.argv[1], "user.x", b"1")', `${m.mnt}/g`).status, 0)
+  t.equal(getx(`${m.mnt}/f`, 'user.x'), '1', 'setxattr through g: f no longer answers ENODATA')
+  fs.unlinkSync(`${m.mnt}/g`)
+  t.equal(fs.lstatSync(`${m.mnt}/f`).nlink, 1, 'unlink of g: st_nlink of f is 1 again')
+  t.equal(fs.statSync(`${d.upper}/f`).nlink, 1, 'and in the upper')
+})
+
+t.test('copy-up: st_ino and metadata are never served from before it', async (t) => {
+  const d = makeDirs(t)
+  const low = d.lowers[1]!
+  fs.mkdirSync(`${low}/tree/sub`, { recursive: true })
+  for (const f of ['a', 'sub/b']) fs.writeFileSync(`${low}/tree/${f}`, f)
+  fs.writeFileSync(`${low}/plain`, 'p')
+  fs.writeFileSync(`${low}/xa`, 'x')
+  lowersUnchanged(t, d.lowers)
+  const m = await mountDirs(t, d)
+  const upperIno = (rel: string): bigint => UPPER_TAG | fs.lstatSync(`${d.upper}/${rel}`, { bigint: true }).ino
+
+  const before = ino(`${m.mnt}/plain`)
+  fs.closeSync(fs.openSync(`${m.mnt}/plain`, 'r+'))
+  t.ok(fs.existsSync(`${d.upper}/plain`), 'open for writing copied it up')
+  t.not(ino(`${m.mnt}/plain`), before, 'st_ino changed with the copy-up')
+  t.equal(ino(`${m.mnt}/plain`), upperIno('plain'), 'and is the upper file\'s at once')
+
+  const dirIno = ino(`${m.mnt}/tree`)
+  const children = { a: ino(`${m.mnt}/tree/a`), b: ino(`${m.mnt}/tree/sub/b`) }
+  fs.writeFileSync(`${m.mnt}/tree/new`, 'n')
+  t.ok(fs.existsSync(`${d.upper}/tree`), 'the directory was copied up for a new child')
+  t.equal(ino(`${m.mnt}/tree`), dirIno, 'a merged directory keeps its st_ino across copy-up (as overlayfs)')
+  fs.renameSync(`${m.mnt}/tree`, `${m.mnt}/moved`)
+  t.not(ino(`${m.mnt}/moved/a`), children.a, 'rename of the tree copied its files up')
+  t.equal(ino(`${m.mnt}/moved/a`), upperIno('moved/a'), 'a file of the moved tree shows its new st_ino at once')
+  t.equal(ino(`${m.mnt}/moved/sub/b`), upperIno('moved/sub/b'), 'so does one a level deeper')
+
+  // a failed setxattr still copies up (overlayfs copies up before it asks the upper)
+  t.equal(getx(`${m.mnt}/xa`, 'user.k'), 'ENODATA')
+  const r = py('import os,sys,errno\ntry: os.setxattr(sys.argv[1], "user.k", b"v", os.XATTR_REPLACE)\nexcept OSError as e: print(errno.errorcode[e.errno])', `${m.mnt}/xa`)
+  t.equal(r.stdout.trim(), 'ENODATA', 'XATTR_REPLACE of a missing name fails')
+  t.equal(ino(`${m.mnt}/xa`), fs.existsSync(`${d.upper}/xa`) ? upperIno('xa') : ino(`${d.lowers[1]}/xa`) | (3n << 48n),
+    'st_ino matches where the file now lives')
+  t.equal(py('import os,sys; os.setxattr(sys.argv[1], "user.k", b"v")', `${m.mnt}/xa`).status, 0)
+  t.equal(getx(`${m.mnt}/xa`, 'user.k'), 'v', 'a name set after a cached absence is seen')
+})
+
+t.test('volume entries changed from outside are seen at once', async (t) => {
+  const d = makeDirs(t)
+  const vol = tempDir(t, 'strata-vol-')
+  fs.writeFileSync(`${vol}/v`, 'one')
+  unmountLater(t, d.mnt)
+  const r = runStratafs(['-o', `lowerdir=${d.lowers.join(':')},upperdir=${d.upper},workdir=${d.work},volume=${vol}:/data`, d.mnt])
+  t.equal(r.status, 0, r.stderr)
+  t.equal(fs.lstatSync(`${d.mnt}/data/v`).size, 3)
+  t.equal(getx(`${d.mnt}/data/v`, 'user.y'), 'ENODATA')
+  fs.writeFileSync(`${vol}/v`, 'three')
+  t.equal(py('import os,sys; os.setxattr(sys.argv[1], "user.y", b"z")', `${vol}/v`).status, 0)
+  t.equal(fs.lstatSync(`${d.mnt}/data/v`).size, 5, 'size changed outside: seen at once')
+  t.equal(getx(`${d.mnt}/data/v`, 'user.y'), 'z', 'xattr set outside: seen at once')
+  t.equal(spawnSync('fusermount3', ['-u', d.mnt]).status, 0)
+})
+
+t.test('POSIX ACLs are enforced for other users, as kernel overlayfs does', async (t) => {
+  const setpriv = spawnSync('setpriv', ['--version'])
+  if (setpriv.status !== 0) { t.fail('setpriv (util-linux) is missing'); return }
+  const root = tempDir(t)
+  const lower = `${root}/l`
+  fs.mkdirSync(lower)
+  fs.chmodSync(root, 0o755)
+  fs.chmodSync(lower, 0o755)
+  fs.writeFileSync(`${lower}/secret`, 'acl-granted\n', { mode: 0o600 })
+  fs.writeFileSync(`${lower}/plain`, 'mode-only\n', { mode: 0o600 })
+  // system.posix_acl_access: version 2; user::rw- user:1000:r-- group::--- mask::r-- other::---
+  const acl = Buffer.alloc(4 + 5 * 8)
+  acl.writeUInt32LE(2, 0)
+  const entries: [number, number, number][] = [[0x01, 6, 0xffffffff], [0x02, 4, 1000], [0x04, 0, 0xffffffff], [0x10, 4, 0xffffffff], [0x20, 0, 0xffffffff]]
+  entries.forEach(([tag, perm, id], i) => { acl.writeUInt16LE(tag, 4 + i * 8); acl.writeUInt16LE(perm, 6 + i * 8); acl.writeUInt32LE(id, 8 + i * 8) })
+  const set = py('import os,sys; os.setxattr(sys.argv[1], "system.posix_acl_access", bytes.fromhex(sys.argv[2]))', `${lower}/secret`, acl.toString('hex'))
+  t.equal(set.status, 0, `ACL set on the lower file: ${set.stderr}`)
+  const seen: Record<string, string[]> = {}
+  for (const target of ['kernel', 'stratafs'] as const) {
+    const d = { lowers: [lower], upper: `${root}/${target}-u`, work: `${root}/${target}-w`, mnt: `${root}/${target}-m` }
+    for (const p of [d.upper, d.work, d.mnt]) fs.mkdirSync(p)
+    const m = await mountUnion(t, target, d)
+    seen[target] = ['secret', 'plain'].map((f) => {
+      const r = spawnSync('setpriv', ['--reuid', '1000', '--regid', '1000', '--clear-groups', 'cat', `${m.mnt}/${f}`], { encoding: 'utf8' })
+      return r.status === 0 ? r.stdout.trim() : /Permission denied/.test(r.stderr) ? 'EACCES' : r.stderr.trim()
+    })
+    await m.unmount()
+  }
+  t.same(seen.kernel, ['acl-granted', 'EACCES'], 'kernel overlayfs: the ACL grants uid 1000 read; mode 0600 alone does not')
+  t.same(seen.stratafs, seen.kernel, 'stratafs answers the same')
+})
