@@ -374,6 +374,8 @@ export class UnionFs {
   private async copyUpTree(node: Node, links = new Map<string, string>()): Promise<void> {
     this.ensureUpperDir(node)
     if (!node.merged) return
+    // Filling it and dropping its whiteouts must not change the directory's times (mv keeps them).
+    const times = host.lstat(this.upperAbs(node.rel))
     const { names } = this.listNode(node)
     for (const name of names) {
       const child = this.resolve(joinRel(node.rel, name))
@@ -397,6 +399,7 @@ export class UnionFs {
     host.setxattr(this.upperAbs(node.rel), OPAQUE_XATTR, OPAQUE_VALUE)
     node.merged = false
     dropWhiteouts(this.upperAbs(node.rel))
+    host.utimens(this.upperAbs(node.rel), times[ST.atimeSec]!, times[ST.atimeNsec]!, times[ST.mtimeSec]!, times[ST.mtimeNsec]!)
   }
 
   // ---- mutations ----------------------------------------------------------------------------------
@@ -717,6 +720,12 @@ export class UnionFs {
   }
 
   async removexattr(rel: string, name: string): Promise<void> {
+    // Removing a name a lower entry does not have fails without a copy-up (overlayfs checks first).
+    this.writable(rel)
+    const node = this.hidden.has(rel) ? null : this.resolve(rel)
+    if (node && !node.upper && host.getxattr(this.visibleAbs(node), escapeXattr(name)) === null) {
+      throw fsError('ENODATA', 'removexattr', rel)
+    }
     host.removexattr((await this.changeableAbs(rel)).abs, escapeXattr(name))
   }
 

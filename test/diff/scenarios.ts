@@ -51,6 +51,8 @@ export const SCENARIOS: Scenario[] = [
     o('setxattr', 'etc/conf.d', 'user.dir', 'd', 0), o('listxattr', 'etc/conf.d'), o('removexattr', 'data/xattr-top', 'user.top'),
     o('setxattr', 'rand/f9', 'trusted.test', 'root only', 0), o('getxattr', 'rand/f9', 'trusted.test'),
     o('setxattr', 'rand/f9', 'trusted.overlay.opaque', 'y', 0), o('listxattr', 'rand/f9'),
+    // removing a name a lower entry lacks: ENODATA and no copy-up (the upper compare checks that)
+    o('removexattr', 'bin/tool', 'user.none'), o('removexattr', 'usr/share/doc/pkg2', 'user.none'),
   ] },
   { name: 'unlink, rmdir, rm -rf of lower trees (whiteouts)', ops: [
     o('unlink', 'etc/hosts'), o('unlink', 'etc/hosts'), o('lstat', 'etc/hosts'), o('readdir', 'etc'),
@@ -99,6 +101,9 @@ export const SCENARIOS: Scenario[] = [
     o('rename', 'rand/d', 'rand/d/e/inside'), o('rename', 'rand/d', 'rand/f1'), o('rename', 'rand/d', 'top-only'),
     o('mkdir', 'emptydir'), o('rename', 'rand/d', 'emptydir'), o('readdir', 'emptydir'),
     o('rename', 'data', 'home/user/data'), o('readdir', 'home/user/data'), o('lstat', 'home/user/data/hard1'),
+    // a moved tree keeps its directory's times, though the copy-up fills it and drops its whiteouts
+    o('unlink', 'usr/share/doc/pkg2/extra'), o('utimes', 'usr/share/doc/pkg2', T1, T2),
+    o('rename', 'usr/share/doc/pkg2', 'pkg2-moved'), o('lstat', 'pkg2-moved'),
   ] },
   { name: 'symlinks and hard links', ops: [
     o('symlink', '../etc/motd', 'bin/rel-new'), o('symlink', '/abs/target', 'bin/abs-new'), o('symlink', 'dangling\xff', 'bin/odd'),
