@@ -15,6 +15,7 @@ import { mountFuse, unmount } from '../fuse/mount'
 import { parseArgs, UsageError, USAGE, type StratafsArgs } from './stratafs-args'
 import { ConfigError, validate, type ResolvedConfig } from './stratafs-validate'
 import { serveStats } from './stats-socket'
+import { startIdleTrim } from '../union/idle-trim'
 
 const DAEMON_ENV = 'STRATAFS_DAEMON_CHILD'
 
@@ -145,6 +146,7 @@ async function serve(args: StratafsArgs, config: ResolvedConfig, report: (r: Rep
 
   await mount.live
   serveStats(config.mountpoint, snapshot)
+  startIdleTrim(union, (entries) => log.debug({ entries, rss: process.memoryUsage().rss }, 'idle: caches dropped, memory handed back'))
   log.info({ mountpoint: config.mountpoint, lowers: config.lowers, upper: config.upper, readOnly }, 'mounted')
   if (background) process.chdir('/')
   report({ live: true })

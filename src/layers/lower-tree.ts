@@ -88,6 +88,17 @@ export class LowerTree {
     return st
   }
 
+  /** Cached directories and stats (the root stays); they are read again on demand. */
+  get cachedEntries(): number {
+    return this.dirs.calculatedSize + this.stats.size
+  }
+
+  /** Drops every cached directory and stat but the root's (idle memory trim). */
+  trim(): void {
+    this.dirs.clear()
+    this.stats.clear()
+  }
+
   abs(layer: number, rel: string): string {
     return absIn(this.roots[layer]!, rel)
   }

@@ -35,6 +35,8 @@ export interface Native {
   llistxattr(path: string): string[] | number
   lremovexattr(path: string, name: string): number
   copyData(srcFd: number, dstFd: number, cb: (err: number, bytes: number) => void): void
+  /** malloc_trim(0): 1 if memory was given back to the kernel */
+  mallocTrim(): number
   RENAME_NOREPLACE: number
   RENAME_EXCHANGE: number
   RENAME_WHITEOUT: number

@@ -12,6 +12,7 @@
 // - nothing follows a symlink in the last component (l* variants, AT_SYMLINK_NOFOLLOW).
 // Only copy_data runs off the JS thread (it moves file data); the rest are quick metadata calls.
 #define _GNU_SOURCE
+#include <malloc.h>
 #include <node_api.h>
 
 #include <errno.h>
@@ -448,6 +449,12 @@ static napi_value n_copy_data(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/** mallocTrim(): hands free heap memory back to the kernel (glibc keeps it otherwise). */
+static napi_value n_malloc_trim(napi_env env, napi_callback_info info) {
+  (void) info;
+  return ret_int(env, malloc_trim(0));
+}
+
 static void export_fn(napi_env env, napi_value exports, const char *name, napi_callback fn) {
   napi_value f;
   napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, NULL, &f);
@@ -481,6 +488,7 @@ static napi_value init(napi_env env, napi_value exports) {
   export_fn(env, exports, "llistxattr", n_llistxattr);
   export_fn(env, exports, "lremovexattr", n_lremovexattr);
   export_fn(env, exports, "copyData", n_copy_data);
+  export_fn(env, exports, "mallocTrim", n_malloc_trim);
   export_num(env, exports, "RENAME_NOREPLACE", RENAME_NOREPLACE);
   export_num(env, exports, "RENAME_EXCHANGE", RENAME_EXCHANGE);
   export_num(env, exports, "RENAME_WHITEOUT", RENAME_WHITEOUT);

@@ -18,7 +18,11 @@ export class UnionStats {
   nodeHits = 0
   nodeMisses = 0
 
+  /** requests answered, all ops together */
+  requests = 0
+
   record(op: string, startNs: bigint, errno: string | null): void {
+    this.requests++
     let s = this.ops.get(op)
     if (!s) {
       s = new OpStats()

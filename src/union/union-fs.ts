@@ -123,6 +123,22 @@ export class UnionFs {
     this.root = { rel: '', parent: null, dead: false, upper: this.upperRoot !== null, layer: 0, type: host.S_IFDIR, merged: true }
   }
 
+  /** Resolved nodes and cached lower entries held now. */
+  get cachedEntries(): number {
+    return this.nodes.size + this.lower.cachedEntries
+  }
+
+  /**
+   * Drops the caches (they refill on demand), when no copy-up is in flight: a copy-up holds a Node
+   * it marks as copied up when done. Nodes dropped are marked dead, so no one keeps using them.
+   */
+  trim(): boolean {
+    if (this.inflight.size > 0) return false
+    this.nodes.clear()
+    this.lower.trim()
+    return true
+  }
+
   /** Prepares the work directory (removing leftovers of a crash); returns how many were removed. */
   prepare(): number {
     return this.work ? this.work.prepare() : 0
