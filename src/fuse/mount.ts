@@ -16,6 +16,10 @@
  * covers replies that carry no answer of ours. Without per-entry caching every path walk sends a
  * GETATTR per component (default_permissions checks search permission on each).
  *
+ * Directory listings are kept by the kernel (FOPEN_CACHE_DIR in the opendir answer) except inside
+ * volumes: a create, unlink, rename or rmdir through the mount bumps the directory's i_version,
+ * which drops the kept listing, and nothing else changes a listing.
+ *
  * Two INIT capabilities libfuse 2.9 predates are asked for on its behalf: FUSE_POSIX_ACL (the
  * kernel caches ACLs and enforces them, as overlayfs does, instead of asking for
  * system.posix_acl_access on every `ls -l`) and, without volumes, FUSE_CACHE_SYMLINKS (a symlink's

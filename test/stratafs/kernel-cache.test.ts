@@ -1,6 +1,7 @@
 /**
  * The kernel's caches in front of stratafs (src/fuse/mount.ts, patches/README.md): attributes are
- * cached per entry, absent xattrs are answered by the binding, ACLs by the kernel. Each test checks
+ * cached per entry, directory listings kept, absent xattrs answered by the binding, ACLs by the
+ * kernel. Each test checks
  * both sides of that bargain through a real mount: what is cached no longer reaches the daemon
  * (its op counters, `strata stats --json`, do not move), and nothing cached is ever served stale
  * (hard links, copy-up, renamed trees, setxattr through another name, volumes changed outside).
@@ -45,6 +46,31 @@ t.test('a cached path and a known-absent xattr cost no request', async (t) => {
   t.equal(opCount(m.mnt, 'getxattr'), getxattrs, '20 getxattrs of a known-absent name: none reached the daemon')
   t.equal(getx(`${m.mnt}/etc/motd`, 'user.other'), 'ENODATA')
   t.equal(opCount(m.mnt, 'getxattr'), getxattrs + 1, 'another name is asked for')
+})
+
+t.test('directory listings: kept by the kernel, and every change through the mount shows at once', async (t) => {
+  const d = makeDirs(t)
+  lowersUnchanged(t, d.lowers)
+  const m = await mountDirs(t, d)
+  const ls = (rel: string): string[] => fs.readdirSync(`${m.mnt}/${rel}`).sort()
+  t.same(ls('etc'), ['motd', 'only-bottom'])
+  const readdirs = opCount(m.mnt, 'readdir')
+  for (let i = 0; i < 20; i++) ls('etc')
+  t.equal(opCount(m.mnt, 'readdir'), readdirs, '20 more listings of an unchanged directory: no readdir reached the daemon')
+  fs.writeFileSync(`${m.mnt}/etc/new`, 'n')
+  t.same(ls('etc'), ['motd', 'new', 'only-bottom'], 'create')
+  fs.unlinkSync(`${m.mnt}/etc/only-bottom`)
+  t.same(ls('etc'), ['motd', 'new'], 'unlink of a lower file')
+  fs.mkdirSync(`${m.mnt}/sub`)
+  fs.renameSync(`${m.mnt}/etc/new`, `${m.mnt}/sub/moved`)
+  t.same([ls('etc'), ls('sub')], [['motd'], ['moved']], 'rename between directories')
+  t.same(ls(''), ['etc', 'sub'])
+  fs.rmSync(`${m.mnt}/etc`, { recursive: true })
+  fs.mkdirSync(`${m.mnt}/etc`)
+  t.same(ls('etc'), [], 'rm -rf and mkdir: the old listing is gone')
+  fs.symlinkSync('x', `${m.mnt}/etc/l`)
+  fs.linkSync(`${m.mnt}/sub/moved`, `${m.mnt}/etc/h`)
+  t.same(ls('etc'), ['h', 'l'], 'symlink and link')
 })
 
 t.test('hard links: every name shows a change made through another at once', async (t) => {
@@ -114,6 +140,9 @@ t.test('volume entries changed from outside are seen at once', async (t) => {
   t.equal(py('import os,sys; os.setxattr(sys.argv[1], "user.y", b"z")', `${vol}/v`).status, 0)
   t.equal(fs.lstatSync(`${d.mnt}/data/v`).size, 5, 'size changed outside: seen at once')
   t.equal(getx(`${d.mnt}/data/v`, 'user.y'), 'z', 'xattr set outside: seen at once')
+  t.same(fs.readdirSync(`${d.mnt}/data`), ['v'])
+  fs.writeFileSync(`${vol}/w`, 'w')
+  t.same(fs.readdirSync(`${d.mnt}/data`).sort(), ['v', 'w'], 'a file created outside: listed at once')
   t.equal(spawnSync('fusermount3', ['-u', d.mnt]).status, 0)
 })
 
