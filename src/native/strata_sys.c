@@ -9,7 +9,8 @@
 // - paths and names are JS strings whose code units are the raw bytes (latin1), so any byte
 //   sequence a layer holds (invalid UTF-8 included) round-trips exactly;
 // - calls return a non-negative result or -errno; nothing throws except on wrong argument types;
-// - nothing follows a symlink in the last component (l* variants, AT_SYMLINK_NOFOLLOW).
+// - nothing follows a symlink in the last component (l* variants, AT_SYMLINK_NOFOLLOW);
+// - host paths longer than PATH_MAX work (opened a piece at a time, see get_at_path).
 // Only copy_data runs off the JS thread (it moves file data); the rest are quick metadata calls.
 #define _GNU_SOURCE
 #include <malloc.h>
@@ -114,16 +115,90 @@ static int get_stat_out(napi_env env, napi_value v, double **out) {
   return 0;
 }
 
+
+// ---- paths longer than PATH_MAX -----------------------------------------------------------------
+// A lower tree may be deeper than PATH_MAX (kernel overlayfs serves it). Such a host path is
+// opened a PATH_MAX-sized piece at a time: `dirfd` is the directory all but the last piece lead
+// to, `rel` the rest, and every call uses the *at() variant. Each piece resolves exactly as the
+// whole path would (intermediate components only), so nothing is followed that a short path would
+// not follow; the last component keeps each call's own no-follow rule.
+typedef struct { int dirfd; char *path; const char *rel; } at_path_t;
+
+static void put_at_path(at_path_t *p) {
+  if (p->dirfd != AT_FDCWD && p->dirfd >= 0) close(p->dirfd);
+  p->dirfd = AT_FDCWD;
+  free(p->path);
+  p->path = NULL;
+}
+
+static int get_at_path(napi_env env, napi_value v, at_path_t *out) {
+  size_t len;
+  out->dirfd = AT_FDCWD;
+  out->path = NULL;
+  if (napi_get_value_string_latin1(env, v, NULL, 0, &len) != napi_ok) return -EINVAL;
+  out->path = malloc(len + 1);
+  if (!out->path) return -ENOMEM;
+  if (napi_get_value_string_latin1(env, v, out->path, len + 1, &len) != napi_ok || strlen(out->path) != len) {
+    put_at_path(out);
+    return -EINVAL; // embedded NUL
+  }
+  char *rel = out->path;
+  while (strlen(rel) >= PATH_MAX) {
+    char *cut = NULL;
+    for (char *c = rel + PATH_MAX - 2; c > rel; c--) if (*c == '/') { cut = c; break; }
+    if (!cut) { put_at_path(out); return -ENAMETOOLONG; } // one name over PATH_MAX
+    *cut = 0;
+    int fd = openat(out->dirfd, rel, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    *cut = '/';
+    if (fd < 0) { int e = errno; put_at_path(out); return -e; }
+    if (out->dirfd != AT_FDCWD) close(out->dirfd);
+    out->dirfd = fd;
+    rel = cut + 1;
+    while (*rel == '/') rel++;
+  }
+  out->rel = rel;
+  return 0;
+}
+
+// AT_ARG(p, i): argument i as an at_path_t; every exit after it must put_at_path(&p).
+#define AT_ARG(name, idx) at_path_t name; { int e_ = get_at_path(env, argv[idx], &name); if (e_) return ret_int(env, e_); }
+
+// The result of a call (< 0: -errno), after releasing the path(s) it used.
+static napi_value at_done(napi_env env, long r, int err, at_path_t *a, at_path_t *b) {
+  put_at_path(a);
+  if (b) put_at_path(b);
+  return ret_int(env, r < 0 ? -err : (double) r);
+}
+
+// The xattr calls have no *at() variants (before Linux 6.13): for a long path, the entry is opened
+// O_PATH|O_NOFOLLOW and named through /proc/self/fd. A symlink cannot be reached that way without
+// following it, so xattrs of a symlink deeper than PATH_MAX answer ENAMETOOLONG.
+typedef struct { int fd; char proc[40]; const char *name; } xattr_path_t;
+
+static int xattr_path(at_path_t *p, xattr_path_t *x) {
+  x->fd = -1;
+  if (p->dirfd == AT_FDCWD) { x->name = p->rel; return 0; }
+  x->fd = openat(p->dirfd, p->rel, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (x->fd < 0) return -errno;
+  struct stat st;
+  if (fstat(x->fd, &st) < 0 || S_ISLNK(st.st_mode)) { close(x->fd); x->fd = -1; return -ENAMETOOLONG; }
+  snprintf(x->proc, sizeof(x->proc), "/proc/self/fd/%d", x->fd);
+  x->name = x->proc;
+  return 0;
+}
+
+static void put_xattr_path(xattr_path_t *x) { if (x->fd >= 0) close(x->fd); }
+
 // lstat(path, out: Float64Array(16)) -> 0 | -errno
 static napi_value n_lstat(napi_env env, napi_callback_info info) {
   ARGS(2);
-  PATH_ARG(path, 0);
   double *out;
   if (get_stat_out(env, argv[1], &out)) { napi_throw_type_error(env, NULL, "out must be Float64Array(16)"); return NULL; }
+  AT_ARG(path, 0);
   struct stat st;
-  if (lstat(path, &st) < 0) return ret_errno(env);
-  fill_stat(out, &st);
-  return ret_int(env, 0);
+  int r = fstatat(path.dirfd, path.rel, &st, AT_SYMLINK_NOFOLLOW);
+  if (r == 0) fill_stat(out, &st);
+  return at_done(env, r, errno, &path, NULL);
 }
 
 // fstat(fd, out) -> 0 | -errno
@@ -154,9 +229,10 @@ static napi_value n_statvfs(napi_env env, napi_callback_info info) {
 // readdir(path) -> { names: string[], types: Uint8Array (d_type) } | -errno. Skips "." and "..".
 static napi_value n_readdir(napi_env env, napi_callback_info info) {
   ARGS(1);
-  PATH_ARG(path, 0);
-  int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return ret_errno(env);
+  AT_ARG(path, 0);
+  int fd = openat(path.dirfd, path.rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return at_done(env, -1, errno, &path, NULL);
+  put_at_path(&path);
   DIR *dir = fdopendir(fd);
   if (!dir) { int e = errno; close(fd); return ret_int(env, -e); }
   size_t cap = 64, n = 0;
@@ -191,44 +267,50 @@ static napi_value n_readdir(napi_env env, napi_callback_info info) {
 // open(path, flags, mode) -> fd | -errno. Callers add O_NOFOLLOW where the last component must not be a link.
 static napi_value n_open(napi_env env, napi_callback_info info) {
   ARGS(3);
-  PATH_ARG(path, 0);
-  int fd = open(path, (int) get_i64(env, argv[1]) | O_CLOEXEC, (mode_t) get_u32(env, argv[2]));
-  return fd < 0 ? ret_errno(env) : ret_int(env, fd);
+  AT_ARG(path, 0);
+  int fd = openat(path.dirfd, path.rel, (int) get_i64(env, argv[1]) | O_CLOEXEC, (mode_t) get_u32(env, argv[2]));
+  return at_done(env, fd, errno, &path, NULL);
 }
 
 static napi_value n_mkdir(napi_env env, napi_callback_info info) {
   ARGS(2);
-  PATH_ARG(path, 0);
-  return mkdir(path, (mode_t) get_u32(env, argv[1])) < 0 ? ret_errno(env) : ret_int(env, 0);
+  AT_ARG(path, 0);
+  int r = mkdirat(path.dirfd, path.rel, (mode_t) get_u32(env, argv[1]));
+  return at_done(env, r, errno, &path, NULL);
 }
 
 static napi_value n_rmdir(napi_env env, napi_callback_info info) {
   ARGS(1);
-  PATH_ARG(path, 0);
-  return rmdir(path) < 0 ? ret_errno(env) : ret_int(env, 0);
+  AT_ARG(path, 0);
+  int r = unlinkat(path.dirfd, path.rel, AT_REMOVEDIR);
+  return at_done(env, r, errno, &path, NULL);
 }
 
 static napi_value n_unlink(napi_env env, napi_callback_info info) {
   ARGS(1);
-  PATH_ARG(path, 0);
-  return unlink(path) < 0 ? ret_errno(env) : ret_int(env, 0);
+  AT_ARG(path, 0);
+  int r = unlinkat(path.dirfd, path.rel, 0);
+  return at_done(env, r, errno, &path, NULL);
 }
 
 // symlink(target, linkpath)
 static napi_value n_symlink(napi_env env, napi_callback_info info) {
   ARGS(2);
   PATH_ARG(target, 0);
-  PATH_ARG(path, 1);
-  return symlink(target, path) < 0 ? ret_errno(env) : ret_int(env, 0);
+  AT_ARG(path, 1);
+  int r = symlinkat(target, path.dirfd, path.rel);
+  return at_done(env, r, errno, &path, NULL);
 }
 
 // readlink(path) -> string | -errno
 static napi_value n_readlink(napi_env env, napi_callback_info info) {
   ARGS(1);
-  PATH_ARG(path, 0);
+  AT_ARG(path, 0);
   char buf[PATH_BUF];
-  ssize_t n = readlink(path, buf, sizeof(buf));
-  if (n < 0) return ret_errno(env);
+  ssize_t n = readlinkat(path.dirfd, path.rel, buf, sizeof(buf));
+  int e = errno;
+  put_at_path(&path);
+  if (n < 0) return ret_int(env, -e);
   if ((size_t) n >= sizeof(buf)) return ret_int(env, -ENAMETOOLONG);
   return latin1(env, buf, (size_t) n);
 }
@@ -236,42 +318,50 @@ static napi_value n_readlink(napi_env env, napi_callback_info info) {
 // link(existing, newpath): never follows a symlink at existing (linkat without AT_SYMLINK_FOLLOW).
 static napi_value n_link(napi_env env, napi_callback_info info) {
   ARGS(2);
-  PATH_ARG(from, 0);
-  PATH_ARG(to, 1);
-  return linkat(AT_FDCWD, from, AT_FDCWD, to, 0) < 0 ? ret_errno(env) : ret_int(env, 0);
+  AT_ARG(from, 0);
+  at_path_t to;
+  int e_ = get_at_path(env, argv[1], &to);
+  if (e_) { put_at_path(&from); return ret_int(env, e_); }
+  int r = linkat(from.dirfd, from.rel, to.dirfd, to.rel, 0);
+  return at_done(env, r, errno, &from, &to);
 }
 
 // rename(from, to, flags): renameat2 with RENAME_NOREPLACE / RENAME_EXCHANGE / RENAME_WHITEOUT.
 static napi_value n_rename(napi_env env, napi_callback_info info) {
   ARGS(3);
-  PATH_ARG(from, 0);
-  PATH_ARG(to, 1);
   unsigned int flags = get_u32(env, argv[2]);
-  long r = flags ? syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, flags) : rename(from, to);
-  return r < 0 ? ret_errno(env) : ret_int(env, 0);
+  AT_ARG(from, 0);
+  at_path_t to;
+  int e_ = get_at_path(env, argv[1], &to);
+  if (e_) { put_at_path(&from); return ret_int(env, e_); }
+  long r = flags ? syscall(SYS_renameat2, from.dirfd, from.rel, to.dirfd, to.rel, flags) : renameat(from.dirfd, from.rel, to.dirfd, to.rel);
+  return at_done(env, r, errno, &from, &to);
 }
 
 // mknod(path, mode, major, minor)
 static napi_value n_mknod(napi_env env, napi_callback_info info) {
   ARGS(4);
-  PATH_ARG(path, 0);
   dev_t dev = makedev(get_u32(env, argv[2]), get_u32(env, argv[3]));
-  return mknod(path, (mode_t) get_u32(env, argv[1]), dev) < 0 ? ret_errno(env) : ret_int(env, 0);
+  AT_ARG(path, 0);
+  int r = mknodat(path.dirfd, path.rel, (mode_t) get_u32(env, argv[1]), dev);
+  return at_done(env, r, errno, &path, NULL);
 }
 
 // lchown(path, uid, gid); -1 (as 0xffffffff) leaves a field unchanged.
 static napi_value n_lchown(napi_env env, napi_callback_info info) {
   ARGS(3);
-  PATH_ARG(path, 0);
-  return lchown(path, (uid_t) get_u32(env, argv[1]), (gid_t) get_u32(env, argv[2])) < 0 ? ret_errno(env) : ret_int(env, 0);
+  AT_ARG(path, 0);
+  int r = fchownat(path.dirfd, path.rel, (uid_t) get_u32(env, argv[1]), (gid_t) get_u32(env, argv[2]), AT_SYMLINK_NOFOLLOW);
+  return at_done(env, r, errno, &path, NULL);
 }
 
 // chmod(path, mode): the last component must not be a symlink (checked by open O_PATH|O_NOFOLLOW).
 static napi_value n_chmod(napi_env env, napi_callback_info info) {
   ARGS(2);
-  PATH_ARG(path, 0);
-  int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return ret_errno(env);
+  AT_ARG(path, 0);
+  int fd = openat(path.dirfd, path.rel, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return at_done(env, -1, errno, &path, NULL);
+  put_at_path(&path);
   char proc[64];
   snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
   struct stat st;
@@ -286,13 +376,14 @@ static napi_value n_chmod(napi_env env, napi_callback_info info) {
 // utimens(path, atime_sec, atime_nsec, mtime_sec, mtime_nsec); nsec may be UTIME_NOW / UTIME_OMIT.
 static napi_value n_utimens(napi_env env, napi_callback_info info) {
   ARGS(5);
-  PATH_ARG(path, 0);
   struct timespec ts[2];
   ts[0].tv_sec = (time_t) get_i64(env, argv[1]);
   ts[0].tv_nsec = (long) get_i64(env, argv[2]);
   ts[1].tv_sec = (time_t) get_i64(env, argv[3]);
   ts[1].tv_nsec = (long) get_i64(env, argv[4]);
-  return utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW) < 0 ? ret_errno(env) : ret_int(env, 0);
+  AT_ARG(path, 0);
+  int r = utimensat(path.dirfd, path.rel, ts, AT_SYMLINK_NOFOLLOW);
+  return at_done(env, r, errno, &path, NULL);
 }
 
 // futimens(fd, atime_sec, atime_nsec, mtime_sec, mtime_nsec)
@@ -309,11 +400,17 @@ static napi_value n_futimens(napi_env env, napi_callback_info info) {
 // lgetxattr(path, name) -> Buffer | -errno
 static napi_value n_lgetxattr(napi_env env, napi_callback_info info) {
   ARGS(2);
-  PATH_ARG(path, 0);
   PATH_ARG(name, 1);
+  AT_ARG(path, 0);
+  xattr_path_t x;
+  int e_ = xattr_path(&path, &x);
+  if (e_) { put_at_path(&path); return ret_int(env, e_); }
   char *buf = malloc(XATTR_BUF);
-  ssize_t n = lgetxattr(path, name, buf, XATTR_BUF);
-  if (n < 0) { int e = errno; free(buf); return ret_int(env, -e); }
+  ssize_t n = x.fd >= 0 ? getxattr(x.name, name, buf, XATTR_BUF) : lgetxattr(x.name, name, buf, XATTR_BUF);
+  int e = errno;
+  put_xattr_path(&x);
+  put_at_path(&path);
+  if (n < 0) { free(buf); return ret_int(env, -e); }
   napi_value out;
   void *data;
   napi_create_buffer_copy(env, (size_t) n, buf, &data, &out);
@@ -324,21 +421,34 @@ static napi_value n_lgetxattr(napi_env env, napi_callback_info info) {
 // lsetxattr(path, name, value: Buffer, flags) -> 0 | -errno
 static napi_value n_lsetxattr(napi_env env, napi_callback_info info) {
   ARGS(4);
-  PATH_ARG(path, 0);
   PATH_ARG(name, 1);
   void *data;
   size_t len;
   if (napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok) { napi_throw_type_error(env, NULL, "value must be a Buffer"); return NULL; }
-  return lsetxattr(path, name, data, len, (int) get_u32(env, argv[3])) < 0 ? ret_errno(env) : ret_int(env, 0);
+  AT_ARG(path, 0);
+  xattr_path_t x;
+  int e_ = xattr_path(&path, &x);
+  if (e_) { put_at_path(&path); return ret_int(env, e_); }
+  int flags = (int) get_u32(env, argv[3]);
+  int r = x.fd >= 0 ? setxattr(x.name, name, data, len, flags) : lsetxattr(x.name, name, data, len, flags);
+  int e = errno;
+  put_xattr_path(&x);
+  return at_done(env, r, e, &path, NULL);
 }
 
 // llistxattr(path) -> string[] | -errno
 static napi_value n_llistxattr(napi_env env, napi_callback_info info) {
   ARGS(1);
-  PATH_ARG(path, 0);
+  AT_ARG(path, 0);
+  xattr_path_t x;
+  int e_ = xattr_path(&path, &x);
+  if (e_) { put_at_path(&path); return ret_int(env, e_); }
   char *buf = malloc(XATTR_BUF);
-  ssize_t n = llistxattr(path, buf, XATTR_BUF);
-  if (n < 0) { int e = errno; free(buf); return ret_int(env, -e); }
+  ssize_t n = x.fd >= 0 ? listxattr(x.name, buf, XATTR_BUF) : llistxattr(x.name, buf, XATTR_BUF);
+  int e = errno;
+  put_xattr_path(&x);
+  put_at_path(&path);
+  if (n < 0) { free(buf); return ret_int(env, -e); }
   napi_value out;
   napi_create_array(env, &out);
   uint32_t i = 0;
@@ -353,9 +463,15 @@ static napi_value n_llistxattr(napi_env env, napi_callback_info info) {
 
 static napi_value n_lremovexattr(napi_env env, napi_callback_info info) {
   ARGS(2);
-  PATH_ARG(path, 0);
   PATH_ARG(name, 1);
-  return lremovexattr(path, name) < 0 ? ret_errno(env) : ret_int(env, 0);
+  AT_ARG(path, 0);
+  xattr_path_t x;
+  int e_ = xattr_path(&path, &x);
+  if (e_) { put_at_path(&path); return ret_int(env, e_); }
+  int r = x.fd >= 0 ? removexattr(x.name, name) : lremovexattr(x.name, name);
+  int e = errno;
+  put_xattr_path(&x);
+  return at_done(env, r, e, &path, NULL);
 }
 
 // ---- copy_data(srcFd, dstFd, callback(err, bytes)): sparse-preserving copy on a worker thread ----
