@@ -9,12 +9,12 @@
 import * as fs from 'node:fs'
 import { FsError } from '../sys/errors'
 import type { Logger } from '../sys/log'
-import { relFromFuse } from '../sys/rel'
+import { joinRel, relFromFuse } from '../sys/rel'
 import type { Caller } from '../union/union-fs'
 import type { Router } from '../union/router'
 import { binding, opcode, signalFn as bindingSignal } from './binding'
 import { toNegErrno } from './errno'
-import { packStat, packStatfs, STAT_SLOTS, typeOnlyStat } from './stat-pack'
+import { packStat, packStatfs, STAT_NO_XATTRS, STAT_SLOTS, typeOnlyStat } from './stat-pack'
 
 type Handler = (...args: never[]) => void
 const TWO32 = 4294967296
@@ -157,9 +157,29 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
       signalOpendir(l, fail('opendir', err, start), 0)
     }
   }) as Handler)
-  value('readdir', [[], []], (p: string | null, fh: number) => {
-    const { names, types } = fsys.list(p === null ? fsys.dirPath(fh) : relFromFuse(p))
-    return [['.', '..', ...names], [typeOnlyStat(4), typeOnlyStat(4), ...types.map(typeOnlyStat)]]
+  /**
+   * A listed entry's stat for the listing: its full attributes where the kernel may cache them (the
+   * binding then answers the lookup that usually follows, `ls -l`, without a trip here, d_ino is
+   * the real st_ino, and an entry without xattrs answers getxattr in the binding too), else just
+   * its type.
+   */
+  const listedStat = (dir: string, name: string, dtype: number): Uint32Array => {
+    try {
+      const rel = joinRel(dir, name)
+      const ts = fsys.stat(rel)
+      if (!ts.stable) return typeOnlyStat(dtype)
+      const out = packStat(ts)
+      if (fsys.xattrFree(rel)) out[23] = STAT_NO_XATTRS
+      return out
+    } catch {
+      return typeOnlyStat(dtype)
+    }
+  }
+  value('readdir', [[], [], null], (p: string | null, fh: number) => {
+    const rel = p === null ? fsys.dirPath(fh) : relFromFuse(p)
+    const { names, types } = fsys.list(rel)
+    const stats = names.map((name, i) => listedStat(rel, name, types[i]!))
+    return [['.', '..', ...names], [typeOnlyStat(4), typeOnlyStat(4), ...stats], `/${rel}`]
   })
   status('access', (p: string | null) => { fsys.access(pathArg(p)) })
   status('releasedir', (_p: string | null, fh: number) => fsys.releasedir(fh))

@@ -12,7 +12,9 @@ import { ST } from '../native'
 import type { TaggedStat } from '../union/union-fs'
 import { ATTR_CACHE_MS } from './mount'
 
-export const STAT_SLOTS = 23
+export const STAT_SLOTS = 24
+/** slot 23 (a listing's stats only): flags; bit 0, the entry has no xattrs at all */
+export const STAT_NO_XATTRS = 1
 
 const TWO32 = 4294967296
 const TWO48 = 281474976710656

@@ -101,6 +101,11 @@ export class Router {
     return id
   }
 
+  /** `rel` has no xattrs at all, and only this mount can give it one (not in a data volume). */
+  xattrFree(rel: string): boolean {
+    return this.pick(rel) === null && this.union.xattrFree(rel)
+  }
+
   /** The listing of `rel` changes only through this mount (it is not in a data volume). */
   listingStable(rel: string): boolean {
     return this.pick(rel) === null

@@ -306,6 +306,11 @@ export class UnionFs {
     return value
   }
 
+  /** The visible entry at `rel` has no xattrs at all (hidden overlay ones included). */
+  xattrFree(rel: string): boolean {
+    return !this.hidden.has(rel) && host.listxattr(this.visibleAbs(this.resolve(rel))).length === 0
+  }
+
   listxattr(rel: string): string[] {
     const names: string[] = []
     for (const n of host.listxattr(this.readAbs(rel))) {

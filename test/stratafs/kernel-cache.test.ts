@@ -48,6 +48,32 @@ t.test('a cached path and a known-absent xattr cost no request', async (t) => {
   t.equal(opCount(m.mnt, 'getxattr'), getxattrs + 1, 'another name is asked for')
 })
 
+t.test('ls -l: the listing carries the attributes and xattr absence its lookups need', async (t) => {
+  const d = makeDirs(t)
+  const low = d.lowers[1]!
+  fs.mkdirSync(`${low}/many`)
+  for (let i = 0; i < 50; i++) fs.writeFileSync(`${low}/many/f${i}`, `${i}`)
+  t.equal(py('import os,sys; os.setxattr(sys.argv[1], "user.has", b"x")', `${low}/many/f7`).status, 0)
+  lowersUnchanged(t, d.lowers)
+  const m = await mountDirs(t, d)
+  const getattrs = opCount(m.mnt, 'getattr')
+  const getxattrs = opCount(m.mnt, 'getxattr')
+  const ls = spawnSync('ls', ['-l', `${m.mnt}/many`], { encoding: 'utf8' })
+  t.equal(ls.status, 0, ls.stderr)
+  t.equal(ls.stdout.trim().split('\n').length, 51, 'total line and 50 entries')
+  t.ok(opCount(m.mnt, 'getattr') - getattrs <= 2, `the 50 lookups were answered from the listing (${opCount(m.mnt, 'getattr') - getattrs} getattrs reached the daemon)`)
+  t.ok(opCount(m.mnt, 'getxattr') - getxattrs <= 8, `of ~100 getxattrs of 50 entries, only those of the one with an xattr and of the directory reached the daemon (${opCount(m.mnt, 'getxattr') - getxattrs} reached it)`)
+  const st = fs.statSync(`${m.mnt}/many/f3`, { bigint: true })
+  t.equal(st.ino, fs.statSync(`${low}/many/f3`, { bigint: true }).ino | (3n << 48n), 'the listed attributes are the entry\'s own')
+  t.equal(getx(`${m.mnt}/many/f7`, 'user.has'), 'x', 'an entry with an xattr still shows it')
+  t.equal(getx(`${m.mnt}/many/f8`, 'user.new'), 'ENODATA')
+  t.equal(py('import os,sys; os.setxattr(sys.argv[1], "user.new", b"v")', `${m.mnt}/many/f8`).status, 0)
+  t.equal(getx(`${m.mnt}/many/f8`, 'user.new'), 'v', 'a name set on a listed xattr-free entry is seen at once')
+  fs.chmodSync(`${m.mnt}/many/f9`, 0o600)
+  spawnSync('ls', ['-l', `${m.mnt}/many`])
+  t.equal(fs.statSync(`${m.mnt}/many/f9`).mode & 0o777, 0o600, 'a change made after a listing is seen')
+})
+
 t.test('directory listings: kept by the kernel, and every change through the mount shows at once', async (t) => {
   const d = makeDirs(t)
   lowersUnchanged(t, d.lowers)
