@@ -14,7 +14,6 @@ export interface FuseBinding {
   offsetof_fuse_thread_locals_t_caller_pid: number
   offsetof_fuse_thread_locals_t_strata_changed: number
   offsetof_fuse_thread_locals_t_strata_xattr_stable: number
-  offsetof_fuse_thread_locals_t_strata_cache_dir: number
   fuse_native_mount(mnt: string, opts: string, thread: Buffer, ctx: object, malloc: (size: number) => Buffer,
     handlers: Array<((...args: never[]) => void) | undefined>, implemented: Uint32Array, onExit: () => void): void
   fuse_native_unmount(mnt: string, thread: Buffer): void

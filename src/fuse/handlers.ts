@@ -25,7 +25,6 @@ const GID_AT = binding.offsetof_fuse_thread_locals_t_caller_gid
 const PID_AT = binding.offsetof_fuse_thread_locals_t_caller_pid
 const CHANGED_AT = binding.offsetof_fuse_thread_locals_t_strata_changed
 const XATTR_STABLE_AT = binding.offsetof_fuse_thread_locals_t_strata_xattr_stable
-const CACHE_DIR_AT = binding.offsetof_fuse_thread_locals_t_strata_cache_dir
 
 function callerOf(l: Buffer): Caller {
   return { uid: l.readUInt32LE(UID_AT), gid: l.readUInt32LE(GID_AT), pid: l.readUInt32LE(PID_AT) }
@@ -143,20 +142,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   value('fgetattr', [EMPTY_STAT], (p: string | null, fh: number) => [packStat(fh ? fsys.fstat(fh) : fsys.stat(pathArg(p)))])
   value('statfs', [EMPTY_STATFS], () => [packStatfs(fsys.statfs())])
   value('readlink', [''], (p: string | null) => [fsys.readlink(pathArg(p))])
-  const signalOpendir = signalFn('opendir')
-  def('opendir', ((l: Buffer, _op: number, p: string | null) => {
-    const start = process.hrtime.bigint()
-    try {
-      const rel = pathArg(p)
-      const id = fsys.opendir(rel)
-      // the kernel may keep the listing of a directory that changes only through this mount
-      if (fsys.listingStable(rel)) l.writeUInt32LE(1, CACHE_DIR_AT)
-      stats.record('opendir', start, null)
-      signalOpendir(l, 0, id)
-    } catch (err) {
-      signalOpendir(l, fail('opendir', err, start), 0)
-    }
-  }) as Handler)
+  value('opendir', [0], (p: string | null) => [fsys.opendir(pathArg(p))])
   /**
    * A listed entry's stat for the listing: its full attributes where the kernel may cache them (the
    * binding then answers the lookup that usually follows, `ls -l`, without a trip here, d_ino is

@@ -16,9 +16,11 @@
  * covers replies that carry no answer of ours. Without per-entry caching every path walk sends a
  * GETATTR per component (default_permissions checks search permission on each).
  *
- * Directory listings are kept by the kernel (FOPEN_CACHE_DIR in the opendir answer) except inside
- * volumes: a create, unlink, rename or rmdir through the mount bumps the directory's i_version,
- * which drops the kept listing, and nothing else changes a listing.
+ * Directory listings are not kept by the kernel (FOPEN_CACHE_DIR): libfuse 2's high-level API
+ * numbers a listing's entries by their index in a snapshot taken at opendir, and when the kernel's
+ * kept listing is replaced while a reader is part-way through, the reader resumes at that index in
+ * another snapshot and sees names twice or not at all (test/reliability/load.test.ts caught it).
+ * Keeping listings needs offsets stable across snapshots (entries in hash order, d_off = hash).
  *
  * Two INIT capabilities libfuse 2.9 predates are asked for on its behalf: FUSE_POSIX_ACL (the
  * kernel caches ACLs and enforces them, as overlayfs does, instead of asking for

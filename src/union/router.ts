@@ -106,11 +106,6 @@ export class Router {
     return this.pick(rel) === null && this.union.xattrFree(rel)
   }
 
-  /** The listing of `rel` changes only through this mount (it is not in a data volume). */
-  listingStable(rel: string): boolean {
-    return this.pick(rel) === null
-  }
-
   dirPath(id: number): string {
     const rel = this.dirHandles.get(id)
     if (rel === undefined) throw fsError('EBADF', 'readdir')

@@ -1,7 +1,7 @@
 /**
  * The kernel's caches in front of stratafs (src/fuse/mount.ts, patches/README.md): attributes are
- * cached per entry, directory listings kept, absent xattrs answered by the binding, ACLs by the
- * kernel. Each test checks
+ * cached per entry, absent xattrs and listed entries' attributes answered by the binding, ACLs by
+ * the kernel. Each test checks
  * both sides of that bargain through a real mount: what is cached no longer reaches the daemon
  * (its op counters, `strata stats --json`, do not move), and nothing cached is ever served stale
  * (hard links, copy-up, renamed trees, setxattr through another name, volumes changed outside).
@@ -74,15 +74,12 @@ t.test('ls -l: the listing carries the attributes and xattr absence its lookups 
   t.equal(fs.statSync(`${m.mnt}/many/f9`).mode & 0o777, 0o600, 'a change made after a listing is seen')
 })
 
-t.test('directory listings: kept by the kernel, and every change through the mount shows at once', async (t) => {
+t.test('directory listings: every change through the mount shows at once', async (t) => {
   const d = makeDirs(t)
   lowersUnchanged(t, d.lowers)
   const m = await mountDirs(t, d)
   const ls = (rel: string): string[] => fs.readdirSync(`${m.mnt}/${rel}`).sort()
   t.same(ls('etc'), ['motd', 'only-bottom'])
-  const readdirs = opCount(m.mnt, 'readdir')
-  for (let i = 0; i < 20; i++) ls('etc')
-  t.equal(opCount(m.mnt, 'readdir'), readdirs, '20 more listings of an unchanged directory: no readdir reached the daemon')
   fs.writeFileSync(`${m.mnt}/etc/new`, 'n')
   t.same(ls('etc'), ['motd', 'new', 'only-bottom'], 'create')
   fs.unlinkSync(`${m.mnt}/etc/only-bottom`)
