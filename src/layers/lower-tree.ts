@@ -46,6 +46,8 @@ export class LowerTree {
   readonly roots: string[]
   private readonly dirs: LRUCache<string, LowerDir>
   private readonly stats: LRUCache<string, Float64Array>
+  /** lower entries known to have no xattrs at all (keys as in `stats`) */
+  private readonly xattrFreeEntries: LRUCache<string, boolean>
   private readonly rootDir: LowerDir
 
   constructor(roots: string[], opts: { maxEntries?: number, maxStats?: number } = {}) {
@@ -55,6 +57,7 @@ export class LowerTree {
       sizeCalculation: (d) => d.entries.size + 1,
     })
     this.stats = new LRUCache<string, Float64Array>({ max: opts.maxStats ?? 200_000 })
+    this.xattrFreeEntries = new LRUCache<string, boolean>({ max: opts.maxStats ?? 200_000 })
     // The roots of all lower layers always merge (an opaque marker on a layer root is ignored).
     this.rootDir = this.build('', roots.map((_, i) => i), false)
   }
@@ -88,15 +91,27 @@ export class LowerTree {
     return st
   }
 
+  /** Whether the visible lower entry has no xattrs at all; cached, since lower layers are immutable. */
+  xattrFree(rel: string, entry: LowerEntry): boolean {
+    const key = `${entry.layer}\0${rel}`
+    let free = this.xattrFreeEntries.get(key)
+    if (free === undefined) {
+      free = host.listxattr(this.abs(entry.layer, rel)).length === 0
+      this.xattrFreeEntries.set(key, free)
+    }
+    return free
+  }
+
   /** Cached directories and stats (the root stays); they are read again on demand. */
   get cachedEntries(): number {
-    return this.dirs.calculatedSize + this.stats.size
+    return this.dirs.calculatedSize + this.stats.size + this.xattrFreeEntries.size
   }
 
   /** Drops every cached directory and stat but the root's (idle memory trim). */
   trim(): void {
     this.dirs.clear()
     this.stats.clear()
+    this.xattrFreeEntries.clear()
   }
 
   abs(layer: number, rel: string): string {

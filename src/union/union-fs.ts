@@ -308,7 +308,11 @@ export class UnionFs {
 
   /** The visible entry at `rel` has no xattrs at all (hidden overlay ones included). */
   xattrFree(rel: string): boolean {
-    return !this.hidden.has(rel) && host.listxattr(this.visibleAbs(this.resolve(rel))).length === 0
+    if (this.hidden.has(rel)) return false
+    const node = this.resolve(rel)
+    if (node.upper) return host.listxattr(this.upperAbs(rel)).length === 0
+    const entry = this.lower.lookup(rel)
+    return entry !== null && this.lower.xattrFree(rel, entry)
   }
 
   listxattr(rel: string): string[] {
