@@ -1,8 +1,9 @@
 /**
- * Packs a host stat (src/native layout) into the patched binding's 23-slot stat array:
+ * Packs a host stat (src/native layout) into the patched binding's 24-slot stat array:
  * [mode, uid, gid, size lo/hi, dev, nlink, ino lo/hi, rdev, blksize, blocks lo/hi,
- *  atime sec lo/hi nsec, mtime sec lo/hi nsec, ctime sec lo/hi nsec, attr cache ms]. The last slot
- * is read only from getattr/fgetattr answers: how long the kernel may cache these attributes.
+ *  atime sec lo/hi nsec, mtime sec lo/hi nsec, ctime sec lo/hi nsec, attr cache ms, flags].
+ * Slot 22 is how long the kernel may cache these attributes (getattr answers and listings, 0:
+ * not at all); slot 23 is read from listings only (STAT_NO_XATTRS).
  *
  * st_ino = (layer tag << 48) | host ino: stable across remounts of the same layer stack, unique in
  * the mount (host inos are unique per filesystem; each layer has its own tag), and the same for hard
