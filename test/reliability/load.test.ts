@@ -117,15 +117,16 @@ t.test('34 processes at once: no corruption, no hang, no unexpected errno, expec
     const o = JSON.parse(r.stdout.trim().split('\n').pop()!) as { errors: string[] }
     errors.push(...o.errors.map((e) => `${jobs[k]![0]} ${jobs[k]![1]}: ${e}`))
   }
-  // Tracked, not passing (issue 6 note): once in about six runs under load, a 'cow' reader saw a
-  // 4 KiB block that was neither the lower data nor any writer's block while six processes wrote
-  // to the file being copied up; the final content was right every time (checked below). Likely
-  // the expectation, not stratafs: Linux does not make a buffered read atomic against a concurrent
-  // write of the same page (reads take no inode lock), on ext4 or kernel overlayfs alike.
+  // A 'cow' reader may see a 4 KiB block that is neither the lower data nor a writer's block while
+  // six processes write the file being copied up: Linux does not make a buffered read atomic
+  // against a concurrent write of the same page (readers take no page lock). Kernel overlayfs does
+  // the same: the same readers and writers (6 cow workers, 6 writers of their own files) saw 2 torn
+  // blocks in 200 runs on kernel overlayfs and 2 in 60 on stratafs (2026-11-29;
+  // test/reliability/torn-reads.py kernel 200). So torn blocks
+  // mid-run are reported, not failed; a lost block, an unexpected errno and the final content are.
   const torn = errors.filter((e) => e.endsWith('neither lower nor written'))
+  if (torn.length) t.comment(`torn blocks seen mid-run (as on kernel overlayfs): ${torn.length}`)
   t.same(errors.filter((e) => !torn.includes(e)), [], 'no worker saw a mismatch or an unexpected errno')
-  t.same(torn, [], 'readers during a contended copy-up see only whole lower or written blocks',
-    { todo: 'rare mid-run torn block under load (seen once in ~6 runs); see the note on issue 6' })
 
   // final state
   for (let i = 0; i < 8; i++) {
