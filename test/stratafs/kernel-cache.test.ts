@@ -124,9 +124,24 @@ t.test('copy-up: st_ino and metadata are never served from before it', async (t)
   for (const f of ['a', 'sub/b']) fs.writeFileSync(`${low}/tree/${f}`, f)
   fs.writeFileSync(`${low}/plain`, 'p')
   fs.writeFileSync(`${low}/xa`, 'x')
+  for (let i = 0; i < 20; i++) fs.writeFileSync(`${low}/race${i}`, 'r')
   lowersUnchanged(t, d.lowers)
   const m = await mountDirs(t, d)
   const upperIno = (rel: string): bigint => UPPER_TAG | fs.lstatSync(`${d.upper}/${rel}`, { bigint: true }).ino
+
+  // sqlite's check: right after an open that copied the file up, fstat of the fd and stat of the
+  // path agree (the cached lower st_ino is dropped before the open returns, not after)
+  const disagree: string[] = []
+  for (let i = 0; i < 20; i++) {
+    const p = `${m.mnt}/race${i}`
+    fs.lstatSync(p)
+    const fd = fs.openSync(p, 'r+')
+    const a = fs.fstatSync(fd, { bigint: true }).ino
+    const b = fs.statSync(p, { bigint: true }).ino
+    fs.closeSync(fd)
+    if (a !== b || a !== upperIno(`race${i}`)) disagree.push(`race${i}: fstat ${a} stat ${b} upper ${upperIno(`race${i}`)}`)
+  }
+  t.same(disagree, [], 'open for writing of a cached lower file: fstat and stat show the copied-up st_ino at once')
 
   const before = ino(`${m.mnt}/plain`)
   fs.closeSync(fs.openSync(`${m.mnt}/plain`, 'r+'))
