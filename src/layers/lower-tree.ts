@@ -38,6 +38,9 @@ export interface LowerDir {
   layers: number[]
 }
 
+/** Cache key of the visible lower entry at `rel` (per-entry caches: stats, xattr absence). */
+const entryKey = (rel: string, entry: LowerEntry): string => `${entry.layer}\0${rel}`
+
 function dtypeFromMode(mode: number): number {
   return (mode & host.S_IFMT) >>> 12
 }
@@ -46,7 +49,7 @@ export class LowerTree {
   readonly roots: string[]
   private readonly dirs: LRUCache<string, LowerDir>
   private readonly stats: LRUCache<string, Float64Array>
-  /** lower entries known to have no xattrs at all (keys as in `stats`) */
+  /** lower entries known to have no xattrs at all (keyed like `stats`) */
   private readonly xattrFreeEntries: LRUCache<string, boolean>
   private readonly rootDir: LowerDir
 
@@ -82,7 +85,7 @@ export class LowerTree {
 
   /** lstat of the visible lower entry; cached, since lower layers are immutable. */
   stat(rel: string, entry: LowerEntry): Float64Array {
-    const key = `${entry.layer}\0${rel}`
+    const key = entryKey(rel, entry)
     let st = this.stats.get(key)
     if (!st) {
       st = host.lstat(this.abs(entry.layer, rel))
@@ -93,7 +96,7 @@ export class LowerTree {
 
   /** Whether the visible lower entry has no xattrs at all; cached, since lower layers are immutable. */
   xattrFree(rel: string, entry: LowerEntry): boolean {
-    const key = `${entry.layer}\0${rel}`
+    const key = entryKey(rel, entry)
     let free = this.xattrFreeEntries.get(key)
     if (free === undefined) {
       free = host.listxattr(this.abs(entry.layer, rel)).length === 0
