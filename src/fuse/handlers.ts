@@ -13,6 +13,7 @@ import { joinRel, relFromFuse } from '../sys/rel'
 import type { Caller } from '../union/union-fs'
 import type { Router } from '../union/router'
 import { binding, opcode, signalFn as bindingSignal } from './binding'
+import { bindingFds, bindingIoStats } from './direct-io'
 import { toNegErrno } from './errno'
 import { packStat, packStatfs, STAT_NO_XATTRS, STAT_SLOTS, typeOnlyStat } from './stat-pack'
 
@@ -47,6 +48,9 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   const handlers: Array<Handler | undefined> = []
   const implemented = new Uint32Array(35)
   const stats = fsys.stats
+  // reads and writes of open files are answered by the binding (src/fuse/direct-io.ts)
+  fsys.handles.mirror = bindingFds
+  stats.addSource('binding', bindingIoStats)
   const trace = log.isLevelEnabled('trace')
 
   function fail(op: string, err: unknown, start: bigint): number {
@@ -190,9 +194,13 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   }) as Handler)
 
   status('release', (_p: string | null, fh: number) => fsys.release(fh))
-  status('flush', () => undefined)
+  // No flush or fsyncdir: they have nothing to do, and answering ENOSYS (not implemented) once
+  // makes the kernel stop sending them; a flush is a round trip that close(2) waits for.
 
-  /** read and write: the same shape, data moved by libuv's threadpool into/out of the kernel's buffer. */
+  /**
+   * read and write of a handle the binding could not register (src/fuse/direct-io.ts): the same
+   * shape, data moved by libuv's threadpool into/out of the kernel's buffer.
+   */
   type Io = (fd: number, buf: Buffer, off: number, len: number, pos: number, cb: (err: NodeJS.ErrnoException | null, n: number) => void) => void
   function io(name: 'read' | 'write', move: Io): void {
     const signal = signalFn(name)
@@ -222,7 +230,6 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
       datasync ? fs.fdatasync(fd, done) : fs.fsync(fd, done)
     })
   })
-  status('fsyncdir', () => undefined)
 
   status('ftruncate', (_p: string | null, fh: number, lo: number, hi: number) => {
     const h = fsys.handle(fh)

@@ -7,6 +7,17 @@
  */
 import * as fs from 'node:fs'
 
+/**
+ * Another user of each handle's host fd, kept in step with this table: the FUSE binding answers
+ * reads and writes with it on its own threads (src/fuse/direct-io.ts). Once there is a mirror it
+ * closes the fds too, when its own reads and writes on them are done.
+ */
+export interface FdMirror {
+  set(id: number, fd: number): void
+  drop(id: number): void
+  close(fd: number): void
+}
+
 export interface Handle {
   id: number
   fd: number
@@ -28,6 +39,7 @@ export interface Handle {
 export class HandleTable {
   private readonly byId = new Map<number, Handle>()
   private next = 1
+  mirror: FdMirror | null = null
 
   get size(): number {
     return this.byId.size
@@ -39,6 +51,7 @@ export class HandleTable {
     if (volume !== undefined) h.volume = volume
     this.byId.set(h.id, h)
     this.next = (this.next + 1) >>> 0
+    this.mirror?.set(h.id, fd)
     return h
   }
 
@@ -50,9 +63,10 @@ export class HandleTable {
     const h = this.byId.get(id)
     if (!h) return
     this.byId.delete(id)
+    this.mirror?.drop(id)
     h.released = true
     h.retired.push(h.fd)
-    closeIdle(h)
+    this.closeIdle(h)
   }
 
   begin(h: Handle): number {
@@ -62,7 +76,7 @@ export class HandleTable {
 
   end(h: Handle): void {
     h.pending--
-    closeIdle(h)
+    this.closeIdle(h)
   }
 
   /** Points a handle at a new fd (after copy-up); the old one closes when idle. */
@@ -71,7 +85,8 @@ export class HandleTable {
     h.fd = fd
     h.upper = upper
     h.layer = layer
-    closeIdle(h)
+    this.mirror?.set(h.id, fd)
+    this.closeIdle(h)
   }
 
   /** Union (not volume) handles whose merged path is `rel`. */
@@ -86,9 +101,12 @@ export class HandleTable {
       else if (h.rel.startsWith(`${from}/`)) h.rel = to + h.rel.slice(from.length)
     }
   }
-}
 
-function closeIdle(h: Handle): void {
-  if (h.pending > 0) return
-  for (const fd of h.retired.splice(0)) fs.close(fd, () => { /* nothing to report to anyone */ })
+  private closeIdle(h: Handle): void {
+    if (h.pending > 0) return
+    for (const fd of h.retired.splice(0)) {
+      if (this.mirror) this.mirror.close(fd)
+      else fs.close(fd, () => { /* nothing to report to anyone */ })
+    }
+  }
 }

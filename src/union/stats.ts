@@ -1,7 +1,8 @@
 /**
  * Counters a running stratafs keeps about itself: per-op counts, errors by errno, latency
  * histograms (power-of-two microsecond buckets), copy-ups, and cache hits/misses. Cheap enough to be
- * always on; exported as JSON on SIGUSR1 (src/cli/stratafs.ts).
+ * always on; exported as JSON on SIGUSR1 (src/cli/stratafs.ts). Requests the FUSE binding answers
+ * itself (reads and writes, src/fuse/direct-io.ts) are counted there and merged in here.
  */
 export class OpStats {
   count = 0
@@ -11,18 +12,32 @@ export class OpStats {
   totalUs = 0
 }
 
+/** Counters kept elsewhere (the binding answers some requests itself), merged into the report. */
+export type StatsSource = () => Map<string, OpStats>
+
 export class UnionStats {
   readonly ops = new Map<string, OpStats>()
   copyUps = 0
   copyUpBytes = 0
   nodeHits = 0
   nodeMisses = 0
+  private answeredHere = 0
+  private readonly sources = new Map<string, StatsSource>()
 
-  /** requests answered, all ops together */
-  requests = 0
+  /** Counters of requests `name` (e.g. the FUSE binding) answers without this daemon's JS. */
+  addSource(name: string, source: StatsSource): void {
+    this.sources.set(name, source)
+  }
+
+  /** requests answered, all ops together, here and by the sources */
+  get requests(): number {
+    let n = this.answeredHere
+    for (const source of this.sources.values()) for (const s of source().values()) n += s.count
+    return n
+  }
 
   record(op: string, startNs: bigint, errno: string | null): void {
-    this.requests++
+    this.answeredHere++
     let s = this.ops.get(op)
     if (!s) {
       s = new OpStats()
@@ -36,13 +51,37 @@ export class UnionStats {
     if (errno) s.errors[errno] = (s.errors[errno] ?? 0) + 1
   }
 
+  /** This daemon's counters with the sources' added in. */
+  private merged(fromSources: Map<string, OpStats>[]): Map<string, OpStats> {
+    const all = new Map<string, OpStats>()
+    for (const map of [this.ops, ...fromSources]) {
+      for (const [name, s] of map) {
+        const into = all.get(name) ?? new OpStats()
+        into.count += s.count
+        into.totalUs += s.totalUs
+        for (const [code, n] of Object.entries(s.errors)) into.errors[code] = (into.errors[code] ?? 0) + n
+        s.latencyUs.forEach((n, i) => { into.latencyUs[i] = (into.latencyUs[i] ?? 0) + (n ?? 0) })
+        all.set(name, into)
+      }
+    }
+    return all
+  }
+
   toJSON(): object {
     const ops: Record<string, object> = {}
-    for (const [name, s] of this.ops) {
+    const servedBy: Record<string, Record<string, number>> = {}
+    const fromSources = [...this.sources].map(([source, read]) => {
+      const counts = read()
+      servedBy[source] = Object.fromEntries([...counts].map(([op, s]) => [op, s.count]))
+      return counts
+    })
+    for (const [name, s] of this.merged(fromSources)) {
       ops[name] = { count: s.count, meanUs: s.count ? +(s.totalUs / s.count).toFixed(1) : 0, errors: s.errors, latencyUsLog2: Array.from(s.latencyUs, (v) => v ?? 0) }
     }
     return {
       ops,
+      /** of the counts in `ops`, those answered outside the daemon's JS (by the binding) */
+      servedBy,
       copyUps: { count: this.copyUps, bytes: this.copyUpBytes },
       nodeCache: { hits: this.nodeHits, misses: this.nodeMisses },
     }

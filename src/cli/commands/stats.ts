@@ -8,7 +8,7 @@ import { out, printJson } from './common'
 interface OpStat { count: number, meanUs: number, errors: Record<string, number> }
 interface Stats {
   pid: number, uptimeSec: number, openHandles: number, memory: { rss: number },
-  ops: Record<string, OpStat>, copyUps: { count: number, bytes: number }, nodeCache: { hits: number, misses: number }
+  ops: Record<string, OpStat>, servedBy?: Record<string, Record<string, number>>, copyUps: { count: number, bytes: number }, nodeCache: { hits: number, misses: number }
 }
 
 export function statsCommand(): Command {
@@ -30,6 +30,10 @@ export function statsCommand(): Command {
       for (const [name, o] of Object.entries(s.ops).sort((a, b) => b[1].count - a[1].count)) {
         const errs = Object.entries(o.errors).map(([k, v]) => `${k}:${v}`).join(' ')
         out(`${name.padEnd(12)} ${String(o.count).padStart(7)} ${o.meanUs.toFixed(1).padStart(10)}  ${errs}`)
+      }
+      for (const [who, counts] of Object.entries(s.servedBy ?? {})) {
+        const ops = Object.entries(counts).filter(([, n]) => n > 0)
+        if (ops.length) out(`of these, answered by the ${who} without the daemon's JS: ${ops.map(([op, n]) => `${op} ${n}`).join(', ')}`)
       }
     })
 }
