@@ -10,7 +10,7 @@ import * as fs from 'node:fs'
 import { FsError } from '../sys/errors'
 import type { Logger } from '../sys/log'
 import { joinRel, relFromFuse } from '../sys/rel'
-import type { Caller } from '../union/union-fs'
+import type { Caller, TaggedStat } from '../union/union-fs'
 import type { Router } from '../union/router'
 import { binding, opcode, signalFn as bindingSignal } from './binding'
 import { bindingFds, bindingIoStats } from './direct-io'
@@ -109,12 +109,46 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     }) as Handler)
   }
 
-  /** Like status, but the op also needs the caller (for ownership of what it creates). */
-  function statusWithCaller(name: string, fn: (caller: Caller, ...args: never[]) => Promise<void>): void {
+  /**
+   * The attributes an entry has after an op changed or created it, for the binding to answer the
+   * getattr libfuse makes right after the op (patches/README.md), or nothing if they cannot be had.
+   */
+  function afterOp(read: () => { ts: TaggedStat, rel: string }): Uint32Array | undefined {
+    try {
+      const { ts, rel } = read()
+      const out = packStat(ts)
+      if (ts.stable && fsys.xattrFree(rel)) out[23] = STAT_NO_XATTRS
+      return out
+    } catch {
+      return undefined
+    }
+  }
+  const afterOpAt = (p: string | null): Uint32Array | undefined => afterOp(() => {
+    const rel = pathArg(p)
+    return { ts: fsys.stat(rel), rel }
+  })
+
+  /**
+   * Ops that change or create one entry and answer with a status: like `status`, and the answer
+   * carries the entry's new attributes (`after`, given the op's arguments).
+   */
+  function changing(name: string, after: (...args: never[]) => Uint32Array | undefined, fn: (caller: Caller, ...args: never[]) => void | Promise<void>): void {
     const signal = signalFn(name)
     def(name, ((l: Buffer, _op: number, ...args: never[]) => {
       const start = process.hrtime.bigint()
-      fn(callerOf(l), ...args).then(() => { stats.record(name, start, null); signal(l, 0) }, (err) => signal(l, fail(name, err, start)))
+      const done = (): void => {
+        stats.record(name, start, null)
+        signal(l, 0, after(...args))
+      }
+      let result: void | Promise<void>
+      try {
+        result = fn(callerOf(l), ...args)
+      } catch (err) {
+        signal(l, fail(name, err, start))
+        return
+      }
+      if (result instanceof Promise) result.then(done, (err) => signal(l, fail(name, err, start)))
+      else done()
     }) as Handler)
   }
 
@@ -189,7 +223,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     const caller = callerOf(l)
     fsys.create(pathArg(p), mode, flags, caller).then((h) => {
       stats.record('create', start, null)
-      signalCreate(l, 0, h.id)
+      signalCreate(l, 0, h.id, afterOp(() => ({ ts: fsys.fstat(h.id), rel: h.rel })))
     }, (err) => signalCreate(l, fail('create', err, start), 0))
   }) as Handler)
 
@@ -231,7 +265,8 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     })
   })
 
-  status('ftruncate', (_p: string | null, fh: number, lo: number, hi: number) => {
+  const afterOpOf = (_p: string | null, fh: number): Uint32Array | undefined => afterOp(() => ({ ts: fsys.fstat(fh), rel: fsys.handle(fh).rel }))
+  changing('ftruncate', afterOpOf, (_c, _p: string | null, fh: number, lo: number, hi: number) => {
     const h = fsys.handle(fh)
     if (!h.writable && !h.upper) throw new FsError('EBADF', 'ftruncate of a read-only handle')
     const fd = fsys.handles.begin(h)
@@ -240,18 +275,20 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
       err ? reject(err) : resolve()
     }))
   })
-  status('truncate', (p: string | null, lo: number, hi: number) => fsys.truncate(pathArg(p), lo + hi * TWO32))
-  status('utimens', (p: string | null, aLo: number, aHi: number, aNs: number, mLo: number, mHi: number, mNs: number) =>
+  const first = (p: string | null): Uint32Array | undefined => afterOpAt(p)
+  const second = (_p: string | null, dest: string | null): Uint32Array | undefined => afterOpAt(dest)
+  changing('truncate', first, (_c, p: string | null, lo: number, hi: number) => fsys.truncate(pathArg(p), lo + hi * TWO32))
+  changing('utimens', first, (_c, p: string | null, aLo: number, aHi: number, aNs: number, mLo: number, mHi: number, mNs: number) =>
     fsys.utimens(pathArg(p), aLo + aHi * TWO32, aNs, mLo + mHi * TWO32, mNs))
-  status('chmod', (p: string | null, mode: number) => fsys.chmod(pathArg(p), mode))
-  status('chown', (p: string | null, uid: number, gid: number) => fsys.chown(pathArg(p), uid, gid))
+  changing('chmod', first, (_c, p: string | null, mode: number) => fsys.chmod(pathArg(p), mode))
+  changing('chown', first, (_c, p: string | null, uid: number, gid: number) => fsys.chown(pathArg(p), uid, gid))
   status('unlink', (p: string | null) => fsys.unlink(pathArg(p)))
   status('rmdir', (p: string | null) => fsys.rmdir(pathArg(p)))
   status('rename', (p: string | null, dest: string | null) => fsys.rename(pathArg(p), pathArg(dest)))
-  status('link', (p: string | null, dest: string | null) => fsys.link(pathArg(p), pathArg(dest)))
-  statusWithCaller('mkdir', (caller, p: string | null, mode: number) => fsys.mkdir(pathArg(p), mode, caller))
-  statusWithCaller('mknod', (caller, p: string | null, mode: number, dev: number) => fsys.mknod(pathArg(p), mode, dev, caller))
-  statusWithCaller('symlink', (caller, target: string | null, p: string | null) => fsys.symlink(target ?? '', pathArg(p), caller))
+  changing('link', second, (_c, p: string | null, dest: string | null) => fsys.link(pathArg(p), pathArg(dest)))
+  changing('mkdir', first, (caller, p: string | null, mode: number) => fsys.mkdir(pathArg(p), mode, caller))
+  changing('mknod', first, (caller, p: string | null, mode: number, dev: number) => fsys.mknod(pathArg(p), mode, dev, caller))
+  changing('symlink', second, (caller, target: string | null, p: string | null) => fsys.symlink(target ?? '', pathArg(p), caller))
 
   const signalSetxattr = signalFn('setxattr')
   def('setxattr', ((l: Buffer, _op: number, p: string | null, name: string, value: Buffer | undefined, _pos: number, flags: number) => {
