@@ -128,17 +128,22 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     return { ts: fsys.stat(rel), rel }
   })
 
+  /** A directory's attributes after a change to one of its names (FUSE path `p`). */
+  const parentAfter = (p: string | null): Uint32Array | undefined =>
+    p === null ? undefined : afterOpAt(p.slice(0, Math.max(1, p.lastIndexOf('/'))))
+
   /**
    * Ops that change or create one entry and answer with a status: like `status`, and the answer
-   * carries the entry's new attributes (`after`, given the op's arguments).
+   * carries attributes after the change (`after`, given the op's arguments): the entry's, and for
+   * ops that change a directory's names, the directory's (patches/README.md).
    */
-  function changing(name: string, after: (...args: never[]) => Uint32Array | undefined, fn: (caller: Caller, ...args: never[]) => void | Promise<void>): void {
+  function changing(name: string, after: (...args: never[]) => Array<Uint32Array | undefined>, fn: (caller: Caller, ...args: never[]) => void | Promise<void>): void {
     const signal = signalFn(name)
     def(name, ((l: Buffer, _op: number, ...args: never[]) => {
       const start = process.hrtime.bigint()
       const done = (): void => {
         stats.record(name, start, null)
-        signal(l, 0, after(...args))
+        signal(l, 0, ...after(...args))
       }
       let result: void | Promise<void>
       try {
@@ -223,7 +228,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     const caller = callerOf(l)
     fsys.create(pathArg(p), mode, flags, caller).then((h) => {
       stats.record('create', start, null)
-      signalCreate(l, 0, h.id, afterOp(() => ({ ts: fsys.fstat(h.id), rel: h.rel })))
+      signalCreate(l, 0, h.id, afterOp(() => ({ ts: fsys.fstat(h.id), rel: h.rel })), parentAfter(p))
     }, (err) => signalCreate(l, fail('create', err, start), 0))
   }) as Handler)
 
@@ -265,7 +270,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     })
   })
 
-  const afterOpOf = (_p: string | null, fh: number): Uint32Array | undefined => afterOp(() => ({ ts: fsys.fstat(fh), rel: fsys.handle(fh).rel }))
+  const afterOpOf = (_p: string | null, fh: number): Array<Uint32Array | undefined> => [afterOp(() => ({ ts: fsys.fstat(fh), rel: fsys.handle(fh).rel }))]
   changing('ftruncate', afterOpOf, (_c, _p: string | null, fh: number, lo: number, hi: number) => {
     const h = fsys.handle(fh)
     if (!h.writable && !h.upper) throw new FsError('EBADF', 'ftruncate of a read-only handle')
@@ -275,20 +280,23 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
       err ? reject(err) : resolve()
     }))
   })
-  const first = (p: string | null): Uint32Array | undefined => afterOpAt(p)
-  const second = (_p: string | null, dest: string | null): Uint32Array | undefined => afterOpAt(dest)
+  const first = (p: string | null): Array<Uint32Array | undefined> => [afterOpAt(p)]
+  const second = (_p: string | null, dest: string | null): Array<Uint32Array | undefined> => [afterOpAt(dest)]
+  const firstNew = (p: string | null): Array<Uint32Array | undefined> => [afterOpAt(p), parentAfter(p)]
+  const secondNew = (_p: string | null, dest: string | null): Array<Uint32Array | undefined> => [afterOpAt(dest), parentAfter(dest)]
+  const gone = (p: string | null): Array<Uint32Array | undefined> => [parentAfter(p)]
   changing('truncate', first, (_c, p: string | null, lo: number, hi: number) => fsys.truncate(pathArg(p), lo + hi * TWO32))
   changing('utimens', first, (_c, p: string | null, aLo: number, aHi: number, aNs: number, mLo: number, mHi: number, mNs: number) =>
     fsys.utimens(pathArg(p), aLo + aHi * TWO32, aNs, mLo + mHi * TWO32, mNs))
   changing('chmod', first, (_c, p: string | null, mode: number) => fsys.chmod(pathArg(p), mode))
   changing('chown', first, (_c, p: string | null, uid: number, gid: number) => fsys.chown(pathArg(p), uid, gid))
-  status('unlink', (p: string | null) => fsys.unlink(pathArg(p)))
-  status('rmdir', (p: string | null) => fsys.rmdir(pathArg(p)))
+  changing('unlink', gone, (_c, p: string | null) => fsys.unlink(pathArg(p)))
+  changing('rmdir', gone, (_c, p: string | null) => fsys.rmdir(pathArg(p)))
   status('rename', (p: string | null, dest: string | null) => fsys.rename(pathArg(p), pathArg(dest)))
   changing('link', second, (_c, p: string | null, dest: string | null) => fsys.link(pathArg(p), pathArg(dest)))
-  changing('mkdir', first, (caller, p: string | null, mode: number) => fsys.mkdir(pathArg(p), mode, caller))
-  changing('mknod', first, (caller, p: string | null, mode: number, dev: number) => fsys.mknod(pathArg(p), mode, dev, caller))
-  changing('symlink', second, (caller, target: string | null, p: string | null) => fsys.symlink(target ?? '', pathArg(p), caller))
+  changing('mkdir', firstNew, (caller, p: string | null, mode: number) => fsys.mkdir(pathArg(p), mode, caller))
+  changing('mknod', firstNew, (caller, p: string | null, mode: number, dev: number) => fsys.mknod(pathArg(p), mode, dev, caller))
+  changing('symlink', secondNew, (caller, target: string | null, p: string | null) => fsys.symlink(target ?? '', pathArg(p), caller))
 
   const signalSetxattr = signalFn('setxattr')
   def('setxattr', ((l: Buffer, _op: number, p: string | null, name: string, value: Buffer | undefined, _pos: number, flags: number) => {
