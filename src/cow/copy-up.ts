@@ -14,23 +14,37 @@
  * overlayfs does (ovl_copy_up_one): a copy-up is not a change to the directory it lands in.
  */
 import * as fs from 'node:fs'
+import * as os from 'node:os'
 import { native, ST } from '../native'
 import { FsError } from '../sys/errors'
 import * as host from '../sys/hostfs'
-import { unescapeXattr } from '../layers/whiteout'
+import { isWhiteout, unescapeXattr } from '../layers/whiteout'
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants
+const { ENOENT, EMLINK, EPERM, EXDEV, EOPNOTSUPP } = os.constants.errno
 
 /** The private scratch directory inside the workdir (`<workdir>/work`, as kernel overlayfs names it). */
 export class WorkDir {
   readonly abs: string
+  /**
+   * The whiteout every whiteout in the upper is a hard link to, as kernel overlayfs shares one
+   * (ovl_whiteout): a link costs a fraction of a new inode (~7 us against ~60 us for mknod here),
+   * most of an `rm -rf` of lower files. Readers know a whiteout by its type and device alone, so
+   * the on-disk format is the same. Beside `work/`, which tests and users expect empty when idle.
+   */
+  private readonly sharedWhiteout: string
+  private sharing = true
   private seq = 0
 
   constructor(workdir: string) {
     this.abs = `${workdir}/work`
+    this.sharedWhiteout = `${workdir}/whiteout`
   }
 
-  /** Creates the scratch directory and removes what an interrupted run left in it. */
+  /**
+   * Creates the scratch directory and removes what an interrupted run left in it; drops a shared
+   * whiteout that is not one (links to anything else would make deleted names reappear).
+   */
   prepare(): number {
     if (!host.lstatOrNull(this.abs)) host.mkdir(this.abs, 0o700)
     let removed = 0
@@ -38,7 +52,28 @@ export class WorkDir {
       host.removeTree(`${this.abs}/${name}`)
       removed++
     }
+    const shared = host.lstatOrNull(this.sharedWhiteout)
+    if (shared && !isWhiteout(shared[ST.mode]!, shared[ST.rdev]!)) host.removeTree(this.sharedWhiteout)
     return removed
+  }
+
+  /** Makes a whiteout at `abs`: a link to the shared one, else (no hard links there) a new inode. */
+  whiteout(abs: string): void {
+    for (let attempt = 0; this.sharing && attempt < 2; attempt++) {
+      const res = native.link(this.sharedWhiteout, abs)
+      if (res === 0) return
+      if (res === -ENOENT || res === -EMLINK) {
+        // none yet, or full: a fresh one replaces it (links made so far keep the old inode)
+        const tmp = this.tempName()
+        host.mknod(tmp, host.S_IFCHR, 0)
+        host.rename(tmp, this.sharedWhiteout)
+      } else if (res === -EPERM || res === -EXDEV || res === -EOPNOTSUPP) {
+        this.sharing = false
+      } else {
+        break // EEXIST, ENOSPC, ...: mknod says so, with the path
+      }
+    }
+    host.mknod(abs, host.S_IFCHR, 0)
   }
 
   tempName(): string {

@@ -445,7 +445,7 @@ export class UnionFs {
   }
 
   private whiteoutAt(abs: string): void {
-    host.mknod(abs, host.S_IFCHR, 0)
+    this.work!.whiteout(abs)
   }
 
   /** Checks a name for creation and returns the parent directory node, copied up. */

@@ -8,6 +8,7 @@ import t from 'tap'
 import * as fs from 'node:fs'
 import * as crypto from 'node:crypto'
 import { spawn, spawnSync } from 'node:child_process'
+import { mountUnion } from '../helpers/mounts'
 import { lowersUnchanged, makeDirs, mountDirs, py } from './util'
 
 const sha = (p: string): string => crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex')
@@ -252,4 +253,32 @@ t.test('OCI/AUFS-format lowers (podman-build fixture extracted with .wh. files) 
   fs.appendFileSync(`${rw.mnt}/var/lib/data/f1.txt`, 'more\n')
   t.notOk(fs.existsSync(`${rw.mnt}/opt/app`), 'rm -rf over AUFS-format lowers')
   t.equal(fs.lstatSync(`${d.upper}/opt/app`).isCharacterDevice(), true, 'leaves a kernel-format whiteout')
+})
+
+t.test('whiteouts share one inode (as kernel overlayfs makes them), and kernel overlayfs reads them', async (t) => {
+  const d = makeDirs(t)
+  const low = d.lowers[1]!
+  fs.mkdirSync(`${low}/gone`)
+  for (let i = 0; i < 5; i++) fs.writeFileSync(`${low}/gone/f${i}`, `${i}`)
+  lowersUnchanged(t, d.lowers)
+  // a file where the shared whiteout goes is not one: it is dropped at mount, never linked to
+  fs.writeFileSync(`${d.work}/whiteout`, 'not a whiteout')
+  const m = await mountDirs(t, d)
+  for (let i = 0; i < 4; i++) fs.unlinkSync(`${m.mnt}/gone/f${i}`)
+  fs.unlinkSync(`${m.mnt}/etc/only-bottom`)
+  t.same(fs.readdirSync(`${m.mnt}/gone`), ['f4'], 'deleted names are gone from the merged view')
+  const whiteouts = [0, 1, 2, 3].map((i) => fs.lstatSync(`${d.upper}/gone/f${i}`)).concat(fs.lstatSync(`${d.upper}/etc/only-bottom`))
+  t.ok(whiteouts.every((s) => s.isCharacterDevice() && s.rdev === 0), 'each is a 0/0 character device in the upper')
+  t.equal(new Set(whiteouts.map((s) => s.ino)).size, 1, 'all five are one inode')
+  t.equal(whiteouts[0]!.nlink, 6, 'linked from the upper five times and once from the work dir')
+  t.same(fs.readdirSync(`${d.work}/work`), [], 'the scratch dir stays empty')
+  await m.unmount()
+
+  const k = { lowers: d.lowers, upper: d.upper, work: `${d.root}/kwork`, mnt: `${d.root}/kmnt` }
+  fs.mkdirSync(k.work)
+  fs.mkdirSync(k.mnt)
+  const km = await mountUnion(t, 'kernel', k)
+  t.same(fs.readdirSync(`${km.mnt}/gone`), ['f4'], 'kernel overlayfs sees the same deletions')
+  t.notOk(fs.existsSync(`${km.mnt}/etc/only-bottom`), 'in every directory')
+  await km.unmount()
 })
