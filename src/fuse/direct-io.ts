@@ -4,7 +4,8 @@
  * back: four thread hand-offs per 4 KiB, most of a random write's time on a small VM. The binding
  * does the pread/pwrite itself on the handle's host fd; JS still decides everything else about a
  * handle (open, copy-up and retarget, release) and keeps the binding in step through the handle
- * table's mirror, which also closes the fds (after the binding's reads and writes on them). Its counters join `strata stats` under `read` and `write`.
+ * table's mirror, which also closes the fds (after the binding's reads and writes on them). Its
+ * counters join `strata stats` under `read` and `write`.
  */
 import * as os from 'node:os'
 import type { FdMirror } from '../union/handles'
