@@ -45,7 +45,17 @@ export function buildProgram(): Command {
   return program
 }
 
+let quietOnEpipe = false
+
 export async function main(argv: string[]): Promise<number> {
+  if (!quietOnEpipe) {
+    // `strata ... | head`: the reader went away; stop quietly, as other command-line tools do
+    quietOnEpipe = true
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err
+      process.exit(0)
+    })
+  }
   const program = buildProgram()
   try {
     await program.parseAsync(argv)

@@ -163,6 +163,8 @@ t.test('strata stats MNT reads the live counters of the daemon', async (t) => {
   t.ok((s.ops.write?.count ?? 0) >= 1, 'writes are counted')
   const text = spawnSync(process.execPath, [strata, 'stats', d.mnt], { encoding: 'utf8' })
   t.match(text.stdout, /^pid \d+, up \d+ s, rss \d+ MiB/, 'a readable summary')
+  const piped = spawnSync('bash', ['-c', 'set -o pipefail; "$0" "$1" stats "$2" | true', process.execPath, strata, d.mnt], { encoding: 'utf8' })
+  t.same([piped.status, piped.stderr], [0, ''], 'piped into a reader that goes away (head, true): stops quietly')
   t.equal(spawnSync('fusermount3', ['-u', d.mnt]).status, 0)
   const gone = spawnSync(process.execPath, [strata, 'stats', d.mnt], { encoding: 'utf8' })
   t.not(gone.status, 0, 'no daemon, no stats')
