@@ -190,7 +190,8 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
    * A listed entry's stat for the listing: its full attributes where the kernel may cache them (the
    * binding then answers the lookup that usually follows, `ls -l`, without a trip here, d_ino is
    * the real st_ino, and an entry without xattrs answers getxattr in the binding too), else just
-   * its type.
+   * its type. A file open for writing is listed with its attributes but not for keeping (cache
+   * time 0): its writes go to the binding and change them without a request here.
    */
   const listedStat = (dir: string, name: string, dtype: number): Uint32Array => {
     try {
@@ -198,7 +199,8 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
       const ts = fsys.stat(rel)
       if (!ts.stable) return typeOnlyStat(dtype)
       const out = packStat(ts)
-      if (fsys.xattrFree(rel)) out[23] = STAT_NO_XATTRS
+      if (fsys.handles.hasWriter(rel)) out[22] = 0
+      else if (fsys.xattrFree(rel)) out[23] = STAT_NO_XATTRS
       return out
     } catch {
       return typeOnlyStat(dtype)

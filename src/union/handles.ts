@@ -38,6 +38,8 @@ export interface Handle {
 
 export class HandleTable {
   private readonly byId = new Map<number, Handle>()
+  /** open writable union handles per merged path (see hasWriter) */
+  private readonly writers = new Map<string, number>()
   private next = 1
   mirror: FdMirror | null = null
 
@@ -51,6 +53,7 @@ export class HandleTable {
     if (volume !== undefined) h.volume = volume
     this.byId.set(h.id, h)
     this.next = (this.next + 1) >>> 0
+    this.countWriter(h, 1)
     this.mirror?.set(h.id, fd)
     return h
   }
@@ -63,6 +66,7 @@ export class HandleTable {
     const h = this.byId.get(id)
     if (!h) return
     this.byId.delete(id)
+    this.countWriter(h, -1)
     this.mirror?.drop(id)
     h.released = true
     h.retired.push(h.fd)
@@ -97,9 +101,26 @@ export class HandleTable {
   /** Renames `from` (and everything below it) to `to` in every handle's path. */
   moved(from: string, to: string): void {
     for (const h of this.byId.values()) {
-      if (h.rel === from) h.rel = to
-      else if (h.rel.startsWith(`${from}/`)) h.rel = to + h.rel.slice(from.length)
+      if (h.rel !== from && !h.rel.startsWith(`${from}/`)) continue
+      this.countWriter(h, -1)
+      h.rel = to + h.rel.slice(from.length)
+      this.countWriter(h, 1)
     }
+  }
+
+  /**
+   * Some open union handle may write the file at `rel`. Writes are answered by the FUSE binding
+   * without this daemon, so attributes handed out for later (a listing's) must not be of such a file.
+   */
+  hasWriter(rel: string): boolean {
+    return this.writers.has(rel)
+  }
+
+  private countWriter(h: Handle, by: 1 | -1): void {
+    if (!h.writable || h.volume !== undefined) return
+    const n = (this.writers.get(h.rel) ?? 0) + by
+    if (n > 0) this.writers.set(h.rel, n)
+    else this.writers.delete(h.rel)
   }
 
   private closeIdle(h: Handle): void {

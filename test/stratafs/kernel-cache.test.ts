@@ -273,3 +273,46 @@ t.test('a directory walk: opendir and releasedir are answered by the binding, li
   t.same([after[0]! - before[0]!, after[1]! - before[1]!], [0, 0], 'no opendir or releasedir reached the daemon')
   t.ok(after[2]! - before[2]! >= 10, 'the listings themselves did')
 })
+
+t.test('writes and attribute changes keep the other entries of a listing, never a stale one', async (t) => {
+  const d = makeDirs(t)
+  const low = d.lowers[1]!
+  fs.mkdirSync(`${low}/many`)
+  for (let i = 0; i < 40; i++) fs.writeFileSync(`${low}/many/f${i}`, `${i}`)
+  for (const dir of ['ch', 'rm']) {
+    fs.mkdirSync(`${low}/${dir}`)
+    for (let i = 0; i < 40; i++) fs.writeFileSync(`${low}/${dir}/f${i}`, `${i}`)
+  }
+  lowersUnchanged(t, d.lowers)
+  const m = await mountDirs(t, d)
+  // a file open for writing while its directory is listed: its writes reach the binding only
+  const fd = fs.openSync(`${m.mnt}/many/w`, 'w')
+  fs.writeSync(fd, 'a')
+  spawnSync('ls', ['-l', `${m.mnt}/many`])
+  fs.writeSync(fd, 'bcdef')
+  t.equal(fs.statSync(`${m.mnt}/many/w`).size, 6, 'a file written after its listing shows its new size')
+  fs.closeSync(fd)
+  // a listed file opened and written after the listing
+  spawnSync('ls', ['-l', `${m.mnt}/many`])
+  fs.appendFileSync(`${m.mnt}/many/f1`, 'more')
+  t.equal(fs.statSync(`${m.mnt}/many/f1`).size, 5, 'a listed file written afterwards shows its new size')
+  // a listing read without lookups (os.listdir), then changes to some entries: the lookups of the
+  // others that follow are still answered from it (rm -rf works this way)
+  const walk = (dir: string, change: string): number => {
+    const before = opCount(m.mnt, 'getattr')
+    const r = py(`import os,sys
+d = sys.argv[1]
+names = sorted(os.listdir(d))
+for i, n in enumerate(names):
+    os.lstat(f'{d}/{n}')
+    if i % 4 == 0: ${change}`, `${m.mnt}/${dir}`)
+    t.equal(r.status, 0, r.stderr)
+    return opCount(m.mnt, 'getattr') - before
+  }
+  const chmods = walk('ch', "os.chmod(f'{d}/{n}', 0o600)")
+  t.ok(chmods < 20, `lookups of 40 listed files among 10 chmods: most answered from the listing (${chmods} reached the daemon)`)
+  t.same(fs.readdirSync(`${m.mnt}/ch`).filter((n) => (fs.statSync(`${m.mnt}/ch/${n}`).mode & 0o777) === 0o600).length, 10, 'the chmods took')
+  const unlinks = walk('rm', "os.unlink(f'{d}/{n}')")
+  t.ok(unlinks < 20, `lookups of 40 listed files among 10 unlinks: most answered from the listing (${unlinks} reached the daemon)`)
+  t.equal(fs.readdirSync(`${m.mnt}/rm`).length, 30, 'the unlinks took')
+})
