@@ -87,60 +87,41 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     }
   }
 
-  /** Ops that answer with just a status; `fn` may be sync or async. */
-  function status(name: string, fn: (...args: never[]) => void | Promise<void>): void {
-    const signal = signalFn(name)
-    def(name, ((l: Buffer, _op: number, ...args: never[]) => {
-      const start = process.hrtime.bigint()
-      if (trace) log.trace({ op: name, args: args.filter((a) => typeof a !== 'object' || a === null) }, 'request')
-      let result: void | Promise<void>
-      try {
-        result = fn(...args)
-      } catch (err) {
-        signal(l, fail(name, err, start))
-        return
-      }
-      if (result instanceof Promise) {
-        result.then(() => { stats.record(name, start, null); signal(l, 0) }, (err) => signal(l, fail(name, err, start)))
-      } else {
-        stats.record(name, start, null)
-        signal(l, 0)
-      }
-    }) as Handler)
-  }
-
   /**
    * The attributes an entry has after an op changed or created it, for the binding to answer the
    * getattr libfuse makes right after the op (patches/README.md), or nothing if they cannot be had.
+   * A new entry also says whether it has no xattrs at all (the binding then answers its getxattrs);
+   * for other entries the binding does not use that, so it is not asked for.
    */
-  function afterOp(read: () => { ts: TaggedStat, rel: string }): Uint32Array | undefined {
+  function afterOp(read: () => { ts: TaggedStat, rel: string }, isNew: boolean): Uint32Array | undefined {
     try {
       const { ts, rel } = read()
       const out = packStat(ts)
-      if (ts.stable && fsys.xattrFree(rel)) out[23] = STAT_NO_XATTRS
+      if (isNew && ts.stable && fsys.xattrFree(rel)) out[23] = STAT_NO_XATTRS
       return out
     } catch {
       return undefined
     }
   }
-  const afterOpAt = (p: string | null): Uint32Array | undefined => afterOp(() => {
+  const afterOpAt = (p: string | null, isNew = false): Uint32Array | undefined => afterOp(() => {
     const rel = pathArg(p)
     return { ts: fsys.stat(rel), rel }
-  })
+  }, isNew)
 
   /** A directory's attributes after a change to one of its names (FUSE path `p`). */
   const parentAfter = (p: string | null): Uint32Array | undefined =>
     p === null ? undefined : afterOpAt(p.slice(0, Math.max(1, p.lastIndexOf('/'))))
 
   /**
-   * Ops that change or create one entry and answer with a status: like `status`, and the answer
-   * carries attributes after the change (`after`, given the op's arguments): the entry's, and for
-   * ops that change a directory's names, the directory's (patches/README.md).
+   * Ops that answer with a status; `fn` may be sync or async. The answer carries attributes after
+   * the change (`after`, given the op's arguments) for ops that change one entry: the entry's, and
+   * for ops that change a directory's names, the directory's (patches/README.md).
    */
   function changing(name: string, after: (...args: never[]) => Array<Uint32Array | undefined>, fn: (caller: Caller, ...args: never[]) => void | Promise<void>): void {
     const signal = signalFn(name)
     def(name, ((l: Buffer, _op: number, ...args: never[]) => {
       const start = process.hrtime.bigint()
+      if (trace) log.trace({ op: name, args: args.filter((a) => typeof a !== 'object' || a === null) }, 'request')
       const done = (): void => {
         stats.record(name, start, null)
         signal(l, 0, ...after(...args))
@@ -156,6 +137,11 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
       else done()
     }) as Handler)
   }
+
+  const noAttributes = (): Array<Uint32Array | undefined> => []
+  /** Ops that answer with just a status. */
+  const status = (name: string, fn: (...args: never[]) => void | Promise<void>): void =>
+    changing(name, noAttributes, (_caller, ...args) => fn(...args))
 
   const signalInit = signalFn('init')
   def('init', ((l: Buffer) => {
@@ -230,7 +216,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     const caller = callerOf(l)
     fsys.create(pathArg(p), mode, flags, caller).then((h) => {
       stats.record('create', start, null)
-      signalCreate(l, 0, h.id, afterOp(() => ({ ts: fsys.fstat(h.id), rel: h.rel })), parentAfter(p))
+      signalCreate(l, 0, h.id, afterOp(() => ({ ts: fsys.fstat(h.id), rel: h.rel }), true), parentAfter(p))
     }, (err) => signalCreate(l, fail('create', err, start), 0))
   }) as Handler)
 
@@ -272,7 +258,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     })
   })
 
-  const afterOpOf = (_p: string | null, fh: number): Array<Uint32Array | undefined> => [afterOp(() => ({ ts: fsys.fstat(fh), rel: fsys.handle(fh).rel }))]
+  const afterOpOf = (_p: string | null, fh: number): Array<Uint32Array | undefined> => [afterOp(() => ({ ts: fsys.fstat(fh), rel: fsys.handle(fh).rel }), false)]
   changing('ftruncate', afterOpOf, (_c, _p: string | null, fh: number, lo: number, hi: number) => {
     const h = fsys.handle(fh)
     if (!h.writable && !h.upper) throw new FsError('EBADF', 'ftruncate of a read-only handle')
@@ -284,8 +270,8 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   })
   const first = (p: string | null): Array<Uint32Array | undefined> => [afterOpAt(p)]
   const second = (_p: string | null, dest: string | null): Array<Uint32Array | undefined> => [afterOpAt(dest)]
-  const firstNew = (p: string | null): Array<Uint32Array | undefined> => [afterOpAt(p), parentAfter(p)]
-  const secondNew = (_p: string | null, dest: string | null): Array<Uint32Array | undefined> => [afterOpAt(dest), parentAfter(dest)]
+  const firstNew = (p: string | null): Array<Uint32Array | undefined> => [afterOpAt(p, true), parentAfter(p)]
+  const secondNew = (_p: string | null, dest: string | null): Array<Uint32Array | undefined> => [afterOpAt(dest, true), parentAfter(dest)]
   const gone = (p: string | null): Array<Uint32Array | undefined> => [parentAfter(p)]
   changing('truncate', first, (_c, p: string | null, lo: number, hi: number) => fsys.truncate(pathArg(p), lo + hi * TWO32))
   changing('utimens', first, (_c, p: string | null, aLo: number, aHi: number, aNs: number, mLo: number, mHi: number, mNs: number) =>
