@@ -9,6 +9,9 @@
  */
 export class UsageError extends Error {}
 
+/** Default max_nodes: walks of trees smaller than this stay fully cached in the kernel. */
+export const DEFAULT_MAX_NODES = 100_000
+
 export interface StratafsArgs {
   source: string | null
   mountpoint: string
@@ -21,6 +24,8 @@ export interface StratafsArgs {
   logFile: string | null
   readOnly: boolean
   fsync: boolean
+  /** inodes the kernel may keep cached through the mount before files' names stop being cached */
+  maxNodes: number
   /** mount flag words passed on to libfuse (dev, suid, ...) */
   mountFlags: string[]
   /** data volumes: host dir SOURCE served at DEST inside the merged view (strata's own option) */
@@ -83,7 +88,7 @@ export function splitLowerdir(v: string): string[] {
 export function parseArgs(argv: string[]): StratafsArgs {
   const a: StratafsArgs = {
     source: null, mountpoint: '', lowers: [], upper: null, work: null, foreground: false, debug: false,
-    logLevel: null, logFile: null, readOnly: false, fsync: true, mountFlags: [], volumes: [], ignored: [], help: false, version: false,
+    logLevel: null, logFile: null, readOnly: false, fsync: true, maxNodes: DEFAULT_MAX_NODES, mountFlags: [], volumes: [], ignored: [], help: false, version: false,
   }
   const positional: string[] = []
   const optionStrings: string[] = []
@@ -142,6 +147,12 @@ function applyOption(a: StratafsArgs, item: string): void {
       return
     case 'debug': a.debug = true; return
     case 'volume': a.volumes.push(parseVolume(need())); return
+    case 'max_nodes': {
+      const v = need()
+      if (!/^\d+$/.test(v) || Number(v) > 2 ** 31 - 1) throw new UsageError(`max_nodes takes a count (0: no bound), not "${v}"`)
+      a.maxNodes = Number(v)
+      return
+    }
   }
   if (key === 'remount') {
     throw new UsageError('remount is not supported: unmount (fusermount3 -u MNT) and mount again, with -o ro for a read-only view; the upper keeps every change')
@@ -183,6 +194,9 @@ options:
   volume=SRC:DST[:ro]  serve host directory SRC at DST inside the mount: no copy-up, nothing in
                      the upper (a data volume); repeatable
   fsync=0, volatile  do not fsync copy-ups or pass fsync through (faster, not crash-safe)
+  max_nodes=N        inodes the kernel may keep cached through the mount (default 100000, ~170
+                     bytes of daemon memory each); past it, files' names are looked up again on
+                     each path walk instead of accumulating; 0: no bound
   dev,suid,...       mount flag words are passed on; defaults are dev,suid
   -f                 stay in the foreground;  -d  debug output (implies -f)
   --log-level L      trace|debug|info|warn|error (default warn, or $STRATA_LOG)

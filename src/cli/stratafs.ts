@@ -11,7 +11,7 @@ import { makeLogger, type Logger } from '../sys/log'
 import { UnionFs } from '../union/union-fs'
 import { Router } from '../union/router'
 import { makeHandlers } from '../fuse/handlers'
-import { mountFuse, unmount } from '../fuse/mount'
+import { kernelNodes, mountFuse, unmount } from '../fuse/mount'
 import { parseArgs, UsageError, USAGE, type StratafsArgs } from './stratafs-args'
 import { ConfigError, validate, type ResolvedConfig } from './stratafs-validate'
 import { serveStats } from './stats-socket'
@@ -119,6 +119,7 @@ async function serve(args: StratafsArgs, config: ResolvedConfig, report: (r: Rep
   if (!flags.includes('nosuid') && !flags.includes('suid')) flags.push('suid')
   const mount = mountFuse(config.mountpoint, (onInit) => makeHandlers(router, log, onInit), {
     fsname: args.source ?? 'stratafs', readOnly, extra: flags, debug: args.debug, hasVolumes: config.volumes.length > 0,
+    maxNodes: args.maxNodes,
   })
   let exiting = false
   mount.onExit(() => {
@@ -139,14 +140,14 @@ async function serve(args: StratafsArgs, config: ResolvedConfig, report: (r: Rep
   process.on('SIGHUP', () => undefined)
   const snapshot = (): object => ({
     mountpoint: config.mountpoint, pid: process.pid, uptimeSec: Math.round(process.uptime()),
-    memory: process.memoryUsage(), openHandles: router.handles.size, ...router.stats.toJSON(),
+    memory: process.memoryUsage(), kernelNodes: { ...kernelNodes(), max: args.maxNodes }, openHandles: router.handles.size, ...router.stats.toJSON(),
   })
   process.on('SIGUSR1', () => log.warn({ stats: snapshot() }, 'stats'))
   process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception'))
 
   await mount.live
   serveStats(config.mountpoint, snapshot)
-  startIdleTrim(union, (entries) => log.debug({ entries, rss: process.memoryUsage().rss }, 'idle: caches dropped, memory handed back'))
+  startIdleTrim(union, (cachedBytes) => log.debug({ cachedBytes, rss: process.memoryUsage().rss }, 'idle: caches dropped, memory handed back'))
   log.info({ mountpoint: config.mountpoint, lowers: config.lowers, upper: config.upper, readOnly }, 'mounted')
   if (background) process.chdir('/')
   report({ live: true })

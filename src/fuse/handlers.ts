@@ -182,11 +182,11 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   const listedStat = (dir: string, name: string, dtype: number): Uint32Array => {
     try {
       const rel = joinRel(dir, name)
-      const ts = fsys.stat(rel)
+      const { ts, xattrFree } = fsys.listedAttrs(rel)
       if (!ts.stable) return typeOnlyStat(dtype)
       const out = packStat(ts)
       if (fsys.handles.hasWriter(rel)) out[22] = 0
-      else if (fsys.xattrFree(rel)) out[23] = STAT_NO_XATTRS
+      else if (xattrFree) out[23] = STAT_NO_XATTRS
       return out
     } catch {
       return typeOnlyStat(dtype)

@@ -46,6 +46,34 @@ export interface FuseMountOptions {
   /** data volumes can change from outside (other containers): no negative lookup caching */
   hasVolumes: boolean
   debug: boolean
+  /**
+   * Lookups the kernel may hold before files' names stop being cached (0: no bound). libfuse 2
+   * keeps a node (~170 bytes) per inode the kernel holds, and the kernel evicts them only under
+   * memory pressure: a walk of a million entries left ~170 MB in the daemon. Past the bound the
+   * binding asks the kernel to prune the oldest ones it handed out; the kernel drops their unused
+   * dentries and forgets the inodes (patches/README.md).
+   */
+  maxNodes: number
+}
+
+type NodeBinding = {
+  fuse_native_strata_max_nodes(max: number): number
+  fuse_native_strata_kernel_nodes(): [number, number, number]
+}
+const nodeBinding = binding as unknown as NodeBinding
+
+export interface KernelNodes {
+  /** lookups the kernel holds through the mount now: an upper bound on libfuse's nodes */
+  held: number
+  /** nodeids the binding asked the kernel to prune (FUSE_NOTIFY_PRUNE) */
+  pruned: number
+  /** the kernel refused FUSE_NOTIFY_PRUNE (older than Linux 6.18): nothing bounds `held` */
+  pruneRefused: boolean
+}
+
+export function kernelNodes(): KernelNodes {
+  const [held, pruned, refused] = nodeBinding.fuse_native_strata_kernel_nodes()
+  return { held, pruned, pruneRefused: refused !== 0 }
 }
 
 export function libfuseOptions(opts: FuseMountOptions): string[] {
@@ -89,6 +117,7 @@ export function mountFuse(mnt: string, table: (onInit: () => void) => HandlerTab
     return b
   }
   binding.fuse_native_strata_init_flags(FUSE_POSIX_ACL | (opts.hasVolumes ? 0 : FUSE_CACHE_SYMLINKS))
+  if (nodeBinding.fuse_native_strata_max_nodes(opts.maxNodes) < 0) throw new Error('out of memory for the max_nodes table')
   binding.fuse_native_mount(mnt, `-o${libfuseOptions(opts).join(',')}`, thread, { thread, keep }, malloc, handlers, implemented, () => exitCb())
   return { mnt, live, onExit: (cb) => { exitCb = cb } }
 }

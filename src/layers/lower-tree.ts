@@ -16,6 +16,8 @@
 import { LRUCache } from 'lru-cache'
 import { aufsWhitedOut, DT_CHR, isOpaqueValue, isWhiteout, OPAQUE_XATTR, WH_OPAQUE, WH_PREFIX } from './whiteout'
 import * as host from '../sys/hostfs'
+import { native } from '../native'
+import { FsError } from '../sys/errors'
 import { absIn, baseOf, parentOf } from '../sys/rel'
 
 export const DT_UNKNOWN = 0
@@ -30,16 +32,38 @@ export interface LowerEntry {
   dtype: number
   /** for directories: the layers (top first) whose directory merges into this one */
   dirLayers?: number[]
+  /** the directory listing it, and its position in that directory's per-entry arrays */
+  dir?: LowerDir
+  index: number
 }
 
 export interface LowerDir {
   entries: Map<string, LowerEntry>
   /** layers (top first) contributing to this directory */
   layers: number[]
+  /**
+   * lstat of each entry (STAT_SLOTS numbers at index * STAT_SLOTS), allocated at the first one
+   * asked for: one buffer per directory instead of an object per entry, which is most of what a
+   * walk of a big tree would otherwise leave behind
+   */
+  stats: Float64Array | null
+  /** per entry: STATTED, XATTRS_KNOWN, XATTR_FREE */
+  state: Uint8Array
 }
 
-/** Cache key of the visible lower entry at `rel` (per-entry caches: stats, xattr absence). */
-const entryKey = (rel: string, entry: LowerEntry): string => `${entry.layer}\0${rel}`
+const STAT_SLOTS = 16
+const STATTED = 1
+const XATTRS_KNOWN = 2
+const XATTR_FREE = 4
+
+/**
+ * Approximate bytes a cached directory holds: per entry a Map slot, name and entry object, and its
+ * share of the stats buffer (counted from the start, as it is allocated on the first stat).
+ */
+const dirBytes = (d: LowerDir): number => 256 + d.entries.size * (120 + STAT_SLOTS * 8)
+
+/** Default bound on the cached directories, in approximate bytes (dirBytes). */
+export const LOWER_CACHE_BYTES = 64 * 2 ** 20
 
 function dtypeFromMode(mode: number): number {
   return (mode & host.S_IFMT) >>> 12
@@ -48,19 +72,12 @@ function dtypeFromMode(mode: number): number {
 export class LowerTree {
   readonly roots: string[]
   private readonly dirs: LRUCache<string, LowerDir>
-  private readonly stats: LRUCache<string, Float64Array>
-  /** lower entries known to have no xattrs at all (keyed like `stats`) */
-  private readonly xattrFreeEntries: LRUCache<string, boolean>
   private readonly rootDir: LowerDir
+  private rootStat: Float64Array | null = null
 
-  constructor(roots: string[], opts: { maxEntries?: number, maxStats?: number } = {}) {
+  constructor(roots: string[], opts: { maxBytes?: number } = {}) {
     this.roots = roots
-    this.dirs = new LRUCache<string, LowerDir>({
-      maxSize: opts.maxEntries ?? 1_000_000,
-      sizeCalculation: (d) => d.entries.size + 1,
-    })
-    this.stats = new LRUCache<string, Float64Array>({ max: opts.maxStats ?? 200_000 })
-    this.xattrFreeEntries = new LRUCache<string, boolean>({ max: opts.maxStats ?? 200_000 })
+    this.dirs = new LRUCache<string, LowerDir>({ maxSize: opts.maxBytes ?? LOWER_CACHE_BYTES, sizeCalculation: dirBytes })
     // The roots of all lower layers always merge (an opaque marker on a layer root is ignored).
     this.rootDir = this.build('', roots.map((_, i) => i), false)
   }
@@ -79,42 +96,49 @@ export class LowerTree {
   }
 
   lookup(rel: string): LowerEntry | null {
-    if (rel === '') return { layer: 0, dtype: DT_DIR, dirLayers: this.rootDir.layers }
+    if (rel === '') return { layer: 0, dtype: DT_DIR, dirLayers: this.rootDir.layers, index: -1 }
     return this.dir(parentOf(rel))?.entries.get(baseOf(rel)) ?? null
   }
 
-  /** lstat of the visible lower entry; cached, since lower layers are immutable. */
+  /**
+   * lstat of the visible lower entry; cached, since lower layers are immutable. The array is the
+   * cache's own (a view into its directory's buffer): callers must not change it.
+   */
   stat(rel: string, entry: LowerEntry): Float64Array {
-    const key = entryKey(rel, entry)
-    let st = this.stats.get(key)
-    if (!st) {
-      st = host.lstat(this.abs(entry.layer, rel))
-      this.stats.set(key, st)
-    }
+    const dir = entry.dir
+    if (!dir) return (this.rootStat ??= host.lstat(this.abs(entry.layer, rel)))
+    const at = entry.index * STAT_SLOTS
+    if (dir.state[entry.index]! & STATTED) return dir.stats!.subarray(at, at + STAT_SLOTS)
+    dir.stats ??= new Float64Array(dir.entries.size * STAT_SLOTS)
+    const st = dir.stats.subarray(at, at + STAT_SLOTS)
+    const abs = this.abs(entry.layer, rel)
+    const r = native.lstat(abs, st)
+    if (r < 0) throw FsError.fromErrno(r, 'lstat', abs)
+    dir.state[entry.index]! |= STATTED
     return st
   }
 
   /** Whether the visible lower entry has no xattrs at all; cached, since lower layers are immutable. */
   xattrFree(rel: string, entry: LowerEntry): boolean {
-    const key = entryKey(rel, entry)
-    let free = this.xattrFreeEntries.get(key)
-    if (free === undefined) {
-      free = host.listxattr(this.abs(entry.layer, rel)).length === 0
-      this.xattrFreeEntries.set(key, free)
-    }
+    const dir = entry.dir
+    if (!dir) return host.listxattr(this.abs(entry.layer, rel)).length === 0
+    const state = dir.state[entry.index]!
+    if (state & XATTRS_KNOWN) return (state & XATTR_FREE) !== 0
+    const free = host.listxattr(this.abs(entry.layer, rel)).length === 0
+    dir.state[entry.index] = state | XATTRS_KNOWN | (free ? XATTR_FREE : 0)
     return free
   }
 
-  /** Cached directories and stats (the root stays); they are read again on demand. */
-  get cachedEntries(): number {
-    return this.dirs.calculatedSize + this.stats.size + this.xattrFreeEntries.size
+  /** Approximate bytes of cached directories (the root's excluded: it stays). */
+  get cachedBytes(): number {
+    return this.dirs.calculatedSize
   }
 
-  /** Drops every cached directory and stat but the root's (idle memory trim). */
+  /** Drops every cached directory but the root (idle memory trim). */
   trim(): void {
     this.dirs.clear()
-    this.stats.clear()
-    this.xattrFreeEntries.clear()
+    this.rootDir.stats = null
+    this.rootDir.state.fill(0)
   }
 
   abs(layer: number, rel: string): string {
@@ -151,7 +175,7 @@ export class LowerTree {
         if (hidden.has(name)) continue
         const seen = entries.get(name)
         if (!seen) {
-          entries.set(name, dtype === DT_DIR ? { layer, dtype, dirLayers: [layer] } : { layer, dtype })
+          entries.set(name, dtype === DT_DIR ? { layer, dtype, dirLayers: [layer], index: entries.size } : { layer, dtype, index: entries.size })
         } else if (seen.dirLayers && !closed.has(name)) {
           if (dtype === DT_DIR) seen.dirLayers.push(layer)
           else closed.add(name)
@@ -165,6 +189,8 @@ export class LowerTree {
       if (honourOpaque && !isLast && !opaque) opaque = isOpaqueValue(host.getxattr(dirAbs, OPAQUE_XATTR) ?? 0)
       if (opaque) break
     }
-    return { entries, layers: contributing }
+    const dir: LowerDir = { entries, layers: contributing, stats: null, state: new Uint8Array(entries.size) }
+    for (const entry of entries.values()) entry.dir = dir
+    return dir
   }
 }

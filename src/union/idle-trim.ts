@@ -2,7 +2,7 @@
  * Idle trim: gives the memory of big caches back once the mount goes quiet. The caches are
  * bounded (LRU), but a bound that lets a walk of a million entries run from memory is hundreds of
  * MB that an idle container root does not need. When no request has been answered for `idleMs`
- * and the caches hold more than `floor` entries, they are dropped (they refill on demand), V8
+ * and the caches hold more than `floorBytes`, they are dropped (they refill on demand), V8
  * collects, and glibc hands the freed heap back to the kernel (malloc_trim). At most once per
  * quiet spell; never while requests flow or a copy-up is in flight.
  */
@@ -13,11 +13,11 @@ import type { UnionFs } from './union-fs'
 
 export interface IdleTrimOptions {
   idleMs: number
-  /** cached entries below which trimming is not worth it */
-  floor: number
+  /** approximate cached bytes below which trimming is not worth it */
+  floorBytes: number
 }
 
-export const IDLE_TRIM_DEFAULTS: IdleTrimOptions = { idleMs: 2000, floor: 20_000 }
+export const IDLE_TRIM_DEFAULTS: IdleTrimOptions = { idleMs: 2000, floorBytes: 4 * 2 ** 20 }
 
 /** A full collection on demand; Node only offers it with --expose-gc, which can be set at run time. */
 function fullGc(): () => void {
@@ -26,7 +26,7 @@ function fullGc(): () => void {
 }
 
 /** Starts the check (every second, not keeping the process alive); returns a stop function. */
-export function startIdleTrim(union: UnionFs, onTrim: (entries: number) => void, opts = IDLE_TRIM_DEFAULTS): () => void {
+export function startIdleTrim(union: UnionFs, onTrim: (bytes: number) => void, opts = IDLE_TRIM_DEFAULTS): () => void {
   const gc = fullGc()
   let seen = union.stats.requests
   let quietSince = Date.now()
@@ -40,14 +40,14 @@ export function startIdleTrim(union: UnionFs, onTrim: (entries: number) => void,
       return
     }
     if (trimmed || now - quietSince < opts.idleMs) return
-    const entries = union.cachedEntries
-    if (entries < opts.floor || !union.trim()) return
+    const bytes = union.cachedBytes
+    if (bytes < opts.floorBytes || !union.trim()) return
     trimmed = true
     // the second collection frees the ArrayBuffer backing stores the first one found dead
     gc()
     gc()
     native.mallocTrim()
-    onTrim(entries)
+    onTrim(bytes)
   }, 1000)
   timer.unref()
   return () => clearInterval(timer)

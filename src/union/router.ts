@@ -7,7 +7,7 @@ import { fsError } from '../sys/errors'
 import * as host from '../sys/hostfs'
 import { isWithin, joinRel } from '../sys/rel'
 import type { Handle } from './handles'
-import type { Caller, TaggedStat, UnionFs } from './union-fs'
+import type { Caller, ListedAttrs, TaggedStat, UnionFs } from './union-fs'
 import { VolumeFs, type VolumeSpec } from './volume-fs'
 
 /** ino tags of volumes: far above any lower layer's. */
@@ -62,6 +62,12 @@ export class Router {
   stat(rel: string): TaggedStat {
     const t = this.pick(rel)
     return t ? t.vol.stat(t.sub) : this.union.stat(rel)
+  }
+
+  /** A listed entry's attributes and xattr-freeness (UnionFs.listedAttrs); a volume's are never kept. */
+  listedAttrs(rel: string): ListedAttrs {
+    const t = this.pick(rel)
+    return t ? { ts: t.vol.stat(t.sub), xattrFree: false } : this.union.listedAttrs(rel)
   }
 
   fstat(id: number): TaggedStat {

@@ -68,8 +68,20 @@ export interface UnionOptions {
   workdir?: string
   /** fsync on copy-up and on fsync requests (false with fsync=0 / volatile) */
   fsync: boolean
+  /** resolved nodes kept (LRU) */
   maxNodes?: number
+  /** approximate bytes of cached lower directories (LowerTree) */
+  maxLowerBytes?: number
 }
+
+/** A listed entry's attributes, and whether it has no xattrs at all (asked only when `ts.stable`). */
+export interface ListedAttrs {
+  ts: TaggedStat
+  xattrFree: boolean
+}
+
+/** Approximate bytes of a cached Node (object, its path, the LRU's slot). */
+const NODE_BYTES = 200
 
 export interface Node {
   rel: string
@@ -112,20 +124,20 @@ export class UnionFs {
   private readonly hidden = new Map<string, HiddenFile>()
 
   constructor(opts: UnionOptions) {
-    this.lower = new LowerTree(opts.lowers)
+    this.lower = new LowerTree(opts.lowers, { maxBytes: opts.maxLowerBytes })
     this.upperRoot = opts.upper ?? null
     this.work = opts.upper && opts.workdir ? new WorkDir(opts.workdir) : null
     this.fsyncOn = opts.fsync
     this.nodes = new LRUCache<string, Node>({
-      max: opts.maxNodes ?? 200_000,
+      max: opts.maxNodes ?? 50_000,
       dispose: (node) => { node.dead = true },
     })
     this.root = { rel: '', parent: null, dead: false, upper: this.upperRoot !== null, layer: 0, type: host.S_IFDIR, merged: true }
   }
 
-  /** Resolved nodes and cached lower entries held now. */
-  get cachedEntries(): number {
-    return this.nodes.size + this.lower.cachedEntries
+  /** Approximate bytes held by the caches now. */
+  get cachedBytes(): number {
+    return this.nodes.size * NODE_BYTES + this.lower.cachedBytes
   }
 
   /**
@@ -240,6 +252,28 @@ export class UnionFs {
     const mergedDir = isDir && layers !== undefined && layers.length > 1 && (this.lower.dir(node.rel)?.layers.length ?? 0) > 1
     // Lower entries never change; a lower hard link stays one (copy-up of another name breaks it).
     return { st: this.lower.stat(node.rel, entry), tag: LOWER_TAG + entry.layer, mergedDir, stable: true }
+  }
+
+  /**
+   * The attributes of an entry being listed. A listing touches every child once: the child is
+   * resolved without entering the node cache (caching each would churn it on big trees, and a
+   * listing's lookups are answered from the listing itself), and asked for xattrs only where the
+   * kernel may keep the attributes.
+   */
+  listedAttrs(rel: string): ListedAttrs {
+    let node = this.nodes.get(rel)
+    if (!node || !isLive(node)) {
+      const parent = this.resolve(parentOf(rel))
+      if (parent.type !== host.S_IFDIR) throw fsError('ENOTDIR', 'lookup', rel)
+      const found = this.lookupChild(parent, rel)
+      if (!found) throw fsError('ENOENT', 'lookup', rel)
+      node = found
+    }
+    const ts = this.statNode(node)
+    if (!ts.stable) return { ts, xattrFree: false }
+    if (node.upper) return { ts, xattrFree: host.listxattr(this.upperAbs(rel)).length === 0 }
+    const entry = this.lower.lookup(rel)
+    return { ts, xattrFree: entry !== null && this.lower.xattrFree(rel, entry) }
   }
 
   readlink(rel: string): string {

@@ -7,7 +7,7 @@ import { out, printJson } from './common'
 
 interface OpStat { count: number, meanUs: number, errors: Record<string, number> }
 interface Stats {
-  pid: number, uptimeSec: number, openHandles: number, memory: { rss: number },
+  pid: number, uptimeSec: number, openHandles: number, memory: { rss: number }, kernelNodes?: { held: number, max: number, pruned: number, pruneRefused: boolean },
   ops: Record<string, OpStat>, servedBy?: Record<string, Record<string, number>>, copyUps: { count: number, bytes: number }, nodeCache: { hits: number, misses: number }
 }
 
@@ -25,6 +25,11 @@ export function statsCommand(): Command {
       }
       if (opts.json) return printJson(s)
       out(`pid ${s.pid}, up ${s.uptimeSec} s, rss ${(s.memory.rss / 2 ** 20).toFixed(0)} MiB, ${s.openHandles} open files`)
+      if (s.kernelNodes) {
+        const k = s.kernelNodes
+        const bound = !k.max ? 'no bound' : k.pruneRefused ? `bound ${k.max} not enforced: this kernel cannot prune (Linux < 6.18)` : `bound ${k.max}, ${k.pruned} pruned`
+        out(`inodes held by the kernel ${k.held} (${bound})`)
+      }
       out(`copy-ups ${s.copyUps.count} (${(s.copyUps.bytes / 2 ** 20).toFixed(1)} MiB), node cache ${s.nodeCache.hits} hits / ${s.nodeCache.misses} misses`)
       out('op            count    mean µs  errors')
       for (const [name, o] of Object.entries(s.ops).sort((a, b) => b[1].count - a[1].count)) {
