@@ -15,7 +15,9 @@ import type { Router } from '../union/router'
 import { binding, opcode, signalFn as bindingSignal } from './binding'
 import { bindingFds, bindingIoStats } from './direct-io'
 import { toNegErrno } from './errno'
-import { packStat, packStatfs, STAT_NO_XATTRS, STAT_SLOTS, typeOnlyStat } from './stat-pack'
+import { packStat, packStatfs, packTypeOnly, STAT_NO_XATTRS, STAT_SLOTS } from './stat-pack'
+import { ListingCache } from './listing-cache'
+import { ATTR_CACHE_MS } from './mount'
 
 type Handler = (...args: never[]) => void
 const TWO32 = 4294967296
@@ -38,6 +40,14 @@ function pathArg(p: string | null): string {
 
 /** The ArrayBuffer the binding detaches when a request ends; a fresh one when the kernel gave none. */
 const arrayBufferOf = (b: Buffer | undefined): ArrayBufferLike => b?.buffer ?? new ArrayBuffer(0)
+
+/**
+ * Requests that change nothing a listing shows (open and release are decided by their arguments).
+ * fsync only makes durable what is there.
+ */
+const O_ACCMODE = 3
+const READ_ONLY_OPS = new Set(['init', 'getattr', 'fgetattr', 'statfs', 'readlink', 'opendir', 'readdir', 'access',
+  'releasedir', 'fsync', 'getxattr', 'listxattr', 'read'])
 
 export interface HandlerTable {
   handlers: Array<Handler | undefined>
@@ -69,10 +79,24 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
    */
   const copyUpsAtStart = new Map<Buffer, number>()
 
+  /** Kept listings (listing-cache.ts), and which thread's request may change something. */
+  const listings = new ListingCache(ATTR_CACHE_MS)
+  fsys.union.onTrim(() => listings.clear())
+  const changingAt = new Map<Buffer, boolean>()
+  /** Whether a request may change anything a listing shows (args as the handler gets them). */
+  const mayChange = (name: string, args: unknown[]): boolean => {
+    if (name === 'open') return ((args[2] as number) & O_ACCMODE) !== fs.constants.O_RDONLY || ((args[2] as number) & fs.constants.O_TRUNC) !== 0
+    if (name === 'release') return fsys.handles.get(args[2] as number)?.writable !== false
+    return !READ_ONLY_OPS.has(name)
+  }
+
   function def(name: string, fn: Handler): void {
     const code = opcode(name)
     handlers[code] = ((l: Buffer, ...args: never[]) => {
       copyUpsAtStart.set(l, stats.copyUps)
+      const changes = mayChange(name, args)
+      changingAt.set(l, changes)
+      if (changes) listings.changed()
       ;(fn as (...a: unknown[]) => void)(l, ...args)
     }) as Handler
     implemented[code] = 1
@@ -83,6 +107,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     const signal = bindingSignal(name)
     return (l, ...args) => {
       if (stats.copyUps !== copyUpsAtStart.get(l)) l.writeUInt32LE(1, CHANGED_AT)
+      if (changingAt.get(l)) listings.changed() // a listing built while it ran may show either side
       signal(l, ...args)
     }
   }
@@ -173,30 +198,53 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   value('readlink', [''], (p: string | null) => [fsys.readlink(pathArg(p))])
   value('opendir', [0], (p: string | null) => [fsys.opendir(pathArg(p))])
   /**
-   * A listed entry's stat for the listing: its full attributes where the kernel may cache them (the
-   * binding then answers the lookup that usually follows, `ls -l`, without a trip here, d_ino is
-   * the real st_ino, and an entry without xattrs answers getxattr in the binding too), else just
-   * its type. A file open for writing is listed with its attributes but not for keeping (cache
-   * time 0): its writes go to the binding and change them without a request here.
+   * A listed entry's stat for the listing, packed at `at` of the listing's array: its full
+   * attributes where the kernel may cache them (the binding then answers the lookup that usually
+   * follows, `ls -l`, without a trip here, d_ino is the real st_ino, and an entry without xattrs
+   * answers getxattr in the binding too), else just its type. A file open for writing is listed
+   * with its attributes but not for keeping (cache time 0): its writes go to the binding and
+   * change them without a request here. Returns whether it was such a file.
    */
-  const listedStat = (dir: string, name: string, dtype: number): Uint32Array => {
+  const packListed = (dir: string, name: string, dtype: number, out: Uint32Array, at: number): boolean => {
     try {
       const rel = joinRel(dir, name)
       const { ts, xattrFree } = fsys.listedAttrs(rel)
-      if (!ts.stable) return typeOnlyStat(dtype)
-      const out = packStat(ts)
-      if (fsys.handles.hasWriter(rel)) out[22] = 0
-      else if (xattrFree) out[23] = STAT_NO_XATTRS
-      return out
+      if (!ts.stable) {
+        packTypeOnly(dtype, out, at)
+        return false
+      }
+      packStat(ts, out, at)
+      if (fsys.handles.hasWriter(rel)) {
+        out[at + 22] = 0
+        return true
+      }
+      if (xattrFree) out[at + 23] = STAT_NO_XATTRS
+      return false
     } catch {
-      return typeOnlyStat(dtype)
+      packTypeOnly(dtype, out, at)
+      return false
     }
   }
+  /** A listing: names with . and .., their stats packed in one array, and the directory's path. */
   value('readdir', [[], [], null], (p: string | null, fh: number) => {
     const rel = p === null ? fsys.dirPath(fh) : relFromFuse(p)
+    const kept = listings.get(rel)
+    if (kept) {
+      stats.listingHits++
+      return kept
+    }
+    const generation = listings.current
     const { names, types } = fsys.list(rel)
-    const stats = names.map((name, i) => listedStat(rel, name, types[i]!))
-    return [['.', '..', ...names], [typeOnlyStat(4), typeOnlyStat(4), ...stats], `/${rel}`]
+    const packed = new Uint32Array((names.length + 2) * STAT_SLOTS)
+    packTypeOnly(4, packed, 0)
+    packTypeOnly(4, packed, STAT_SLOTS)
+    let writer = false
+    for (let i = 0; i < names.length; i++) {
+      if (packListed(rel, names[i]!, types[i]!, packed, (i + 2) * STAT_SLOTS)) writer = true
+    }
+    const answer = [['.', '..', ...names], packed, `/${rel}`]
+    if (!writer && !fsys.inVolume(rel)) listings.set(rel, generation, answer)
+    return answer
   })
   status('access', (p: string | null) => { fsys.access(pathArg(p)) })
   status('releasedir', (_p: string | null, fh: number) => fsys.releasedir(fh))

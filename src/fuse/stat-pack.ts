@@ -26,27 +26,28 @@ function put64(out: Uint32Array, i: number, v: number): void {
   out[i + 1] = (v - lo) / TWO32
 }
 
-export function packStat(ts: TaggedStat, out: Uint32Array = new Uint32Array(STAT_SLOTS)): Uint32Array {
+/** Packs `ts` into `out` at slot `at` (a listing packs all its entries into one array). */
+export function packStat(ts: TaggedStat, out: Uint32Array = new Uint32Array(STAT_SLOTS), at = 0): Uint32Array {
   const st = ts.st
-  out[0] = st[ST.mode]!
-  out[1] = st[ST.uid]!
-  out[2] = st[ST.gid]!
-  put64(out, 3, st[ST.size]!)
-  out[5] = 0
-  out[6] = ts.mergedDir ? 1 : st[ST.nlink]!
+  out[at] = st[ST.mode]!
+  out[at + 1] = st[ST.uid]!
+  out[at + 2] = st[ST.gid]!
+  put64(out, at + 3, st[ST.size]!)
+  out[at + 5] = 0
+  out[at + 6] = ts.mergedDir ? 1 : st[ST.nlink]!
   const ino = st[ST.ino]! % TWO48
-  out[7] = ino % TWO32
-  out[8] = ((ino - (ino % TWO32)) / TWO32) + ts.tag * 65536
-  out[9] = st[ST.rdev]!
-  out[10] = st[ST.blksize]!
-  put64(out, 11, st[ST.blocks]!)
-  put64(out, 13, st[ST.atimeSec]!)
-  out[15] = st[ST.atimeNsec]!
-  put64(out, 16, st[ST.mtimeSec]!)
-  out[18] = st[ST.mtimeNsec]!
-  put64(out, 19, st[ST.ctimeSec]!)
-  out[21] = st[ST.ctimeNsec]!
-  out[22] = ts.stable ? ATTR_CACHE_MS : 0
+  out[at + 7] = ino % TWO32
+  out[at + 8] = ((ino - (ino % TWO32)) / TWO32) + ts.tag * 65536
+  out[at + 9] = st[ST.rdev]!
+  out[at + 10] = st[ST.blksize]!
+  put64(out, at + 11, st[ST.blocks]!)
+  put64(out, at + 13, st[ST.atimeSec]!)
+  out[at + 15] = st[ST.atimeNsec]!
+  put64(out, at + 16, st[ST.mtimeSec]!)
+  out[at + 18] = st[ST.mtimeNsec]!
+  put64(out, at + 19, st[ST.ctimeSec]!)
+  out[at + 21] = st[ST.ctimeNsec]!
+  out[at + 22] = ts.stable ? ATTR_CACHE_MS : 0
   return out
 }
 
@@ -58,9 +59,9 @@ const TYPE_ONLY = Array.from({ length: 16 }, (_, dtype) => {
   return out
 })
 
-/** Shared and read-only: the binding only copies from it. */
-export function typeOnlyStat(dtype: number): Uint32Array {
-  return TYPE_ONLY[dtype & 15]!
+/** Writes a stat carrying only a file type (a d_type, inode unknown) into `out` at slot `at`. */
+export function packTypeOnly(dtype: number, out: Uint32Array, at: number): void {
+  out.set(TYPE_ONLY[dtype & 15]!, at)
 }
 
 /** statvfs → the binding's 11 uint32 slots, scaling the block size so counts fit 32 bits. */

@@ -64,6 +64,11 @@ export class Router {
     return t ? t.vol.stat(t.sub) : this.union.stat(rel)
   }
 
+  /** `rel` is in a data volume (changed from outside: nothing about it is kept). */
+  inVolume(rel: string): boolean {
+    return this.pick(rel) !== null
+  }
+
   /** A listed entry's attributes and xattr-freeness (UnionFs.listedAttrs); a volume's are never kept. */
   listedAttrs(rel: string): ListedAttrs {
     const t = this.pick(rel)

@@ -21,6 +21,8 @@ export class UnionStats {
   copyUpBytes = 0
   nodeHits = 0
   nodeMisses = 0
+  /** readdirs answered from a kept listing (src/fuse/listing-cache.ts) */
+  listingHits = 0
   private answeredHere = 0
   private readonly sources = new Map<string, StatsSource>()
 
@@ -84,6 +86,7 @@ export class UnionStats {
       servedBy,
       copyUps: { count: this.copyUps, bytes: this.copyUpBytes },
       nodeCache: { hits: this.nodeHits, misses: this.nodeMisses },
+      listingCache: { hits: this.listingHits },
     }
   }
 }

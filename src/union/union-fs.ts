@@ -122,6 +122,7 @@ export class UnionFs {
   private readonly root: Node
   private readonly inflight = new Map<string, Promise<void>>()
   private readonly hidden = new Map<string, HiddenFile>()
+  private readonly trimListeners: Array<() => void> = []
 
   constructor(opts: UnionOptions) {
     this.lower = new LowerTree(opts.lowers, { maxBytes: opts.maxLowerBytes })
@@ -148,7 +149,13 @@ export class UnionFs {
     if (this.inflight.size > 0) return false
     this.nodes.clear()
     this.lower.trim()
+    for (const fn of this.trimListeners) fn()
     return true
+  }
+
+  /** Runs `fn` whenever the caches are trimmed (caches kept above this layer). */
+  onTrim(fn: () => void): void {
+    this.trimListeners.push(fn)
   }
 
   /** Prepares the work directory (removing leftovers of a crash); returns how many were removed. */

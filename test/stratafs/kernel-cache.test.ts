@@ -316,3 +316,59 @@ for i, n in enumerate(names):
   t.ok(unlinks < 20, `lookups of 40 listed files among 10 unlinks: most answered from the listing (${unlinks} reached the daemon)`)
   t.equal(fs.readdirSync(`${m.mnt}/rm`).length, 30, 'the unlinks took')
 })
+
+t.test('a kept listing is served again while nothing changes, and never after a change', async (t) => {
+  const d = makeDirs(t)
+  const low = d.lowers[1]!
+  fs.mkdirSync(`${low}/k`)
+  for (let i = 0; i < 20; i++) fs.writeFileSync(`${low}/k/f${i}`, `${i}`)
+  lowersUnchanged(t, d.lowers)
+  const m = await mountDirs(t, d)
+  const hits = (): number => {
+    const r = spawnSync(STRATA, ['stats', m.mnt, '--json'], { encoding: 'utf8', timeout: 10_000 })
+    return (JSON.parse(r.stdout) as { listingCache: { hits: number } }).listingCache.hits
+  }
+  const upperIno = (rel: string): bigint => UPPER_TAG | fs.lstatSync(`${d.upper}/${rel}`, { bigint: true }).ino
+  // The kernel's dentries are dropped first, so each lstat is a lookup the binding answers from
+  // the listing just read: a stale kept listing would show here.
+  const view = (): Map<string, { size: number, mode: number, ino: bigint }> => {
+    fs.writeFileSync('/proc/sys/vm/drop_caches', '2')
+    const out = new Map<string, { size: number, mode: number, ino: bigint }>()
+    for (const n of fs.readdirSync(`${m.mnt}/k`).sort()) {
+      const st = fs.lstatSync(`${m.mnt}/k/${n}`, { bigint: true })
+      out.set(n, { size: Number(st.size), mode: Number(st.mode) & 0o7777, ino: st.ino })
+    }
+    return out
+  }
+
+  const first = view()
+  const h0 = hits()
+  t.same(view(), first, 'the same listing again')
+  t.ok(hits() > h0, 'served from the kept listing')
+
+  fs.writeFileSync(`${m.mnt}/k/new`, 'abc')
+  t.same(view().get('new')?.size, 3, 'create')
+  const fd = fs.openSync(`${m.mnt}/k/f1`, 'a')
+  fs.writeSync(fd, 'xx')
+  t.equal(view().get('f1')?.size, 3, 'a write through a file still open')
+  fs.writeSync(fd, 'yy')
+  t.equal(view().get('f1')?.size, 5, 'another one')
+  fs.closeSync(fd)
+  t.equal(view().get('f1')?.size, 5, 'and after close')
+  fs.chmodSync(`${m.mnt}/k/f2`, 0o600)
+  const v = view()
+  t.equal(v.get('f2')?.mode, 0o600, 'chmod')
+  t.equal(v.get('f2')?.ino, upperIno('k/f2'), 'the copy-up\'s new st_ino')
+  fs.unlinkSync(`${m.mnt}/k/f3`)
+  t.notOk(view().has('f3'), 'unlink')
+  fs.renameSync(`${m.mnt}/k/f4`, `${m.mnt}/k/g4`)
+  t.same([view().has('f4'), view().get('g4')?.size], [false, 1], 'rename')
+  view()
+  t.equal(getx(`${m.mnt}/k/f5`, 'user.k'), 'ENODATA', 'f5 has no xattr')
+  t.equal(py('import os,sys; os.setxattr(sys.argv[1], "user.k", b"v")', `${m.mnt}/k/f5`).status, 0)
+  view()
+  t.equal(getx(`${m.mnt}/k/f5`, 'user.k'), 'v', 'setxattr on a file listed as xattr-free')
+  const h1 = hits()
+  t.same(view(), view(), 'unchanged again')
+  t.ok(hits() > h1, 'and kept again')
+})

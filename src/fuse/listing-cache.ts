@@ -1,0 +1,65 @@
+/**
+ * Listings kept between readdirs of an unchanged directory. libfuse 2's high-level API cannot let
+ * the kernel keep a listing, so every `find`, `ls` or `grep -r` of a directory asks again, and
+ * building the answer (merge, a stat and an xattr check per entry, packing) was about a third of a
+ * warm `find`. The answer is kept as sent and served again until anything changes.
+ *
+ * Coherence is global and coarse on purpose: every request that may change something bumps the
+ * generation when it arrives and again when it is answered (handlers.ts), and a listing is served
+ * only if no bump happened since it was built; a listing built while a change was in flight is
+ * thereby never served. Only read-only workloads profit, which are the ones that list a lot. Not
+ * kept: listings with an entry open for writing (its writes go to the binding, not through here),
+ * listings of data volumes (changed from outside), and anything older than the kernel's attribute
+ * cache time (lower atimes move with reads).
+ */
+import { LRUCache } from 'lru-cache'
+
+export type ListingAnswer = unknown[]
+
+interface Kept {
+  generation: number
+  at: number
+  answer: ListingAnswer
+}
+
+/** Approximate bytes per listed entry kept: its name's slot and its packed stat (24 x 4 bytes). */
+const ENTRY_BYTES = 112
+
+export class ListingCache {
+  private generation = 0
+  private readonly kept: LRUCache<string, Kept>
+
+  constructor(private readonly maxAgeMs: number, maxBytes = 16 * 2 ** 20) {
+    this.kept = new LRUCache<string, Kept>({ maxSize: maxBytes, sizeCalculation: (k) => 64 + ENTRY_BYTES * ((k.answer[0] as unknown[]).length) })
+  }
+
+  /** Something may have changed: nothing kept so far is served again. */
+  changed(): void {
+    this.generation++
+    if (this.kept.size > 0) this.kept.clear()
+  }
+
+  get(rel: string): ListingAnswer | undefined {
+    const k = this.kept.get(rel)
+    if (!k) return undefined
+    if (k.generation !== this.generation || Date.now() - k.at > this.maxAgeMs) {
+      this.kept.delete(rel)
+      return undefined
+    }
+    return k.answer
+  }
+
+  /** The generation to pass to `set` for a listing about to be built. */
+  get current(): number {
+    return this.generation
+  }
+
+  /** Keeps an answer built from the state at `generation` (unless something changed since). */
+  set(rel: string, generation: number, answer: ListingAnswer): void {
+    if (generation === this.generation) this.kept.set(rel, { generation, at: Date.now(), answer })
+  }
+
+  clear(): void {
+    this.kept.clear()
+  }
+}
