@@ -99,7 +99,7 @@ export async function copyUpEntry(srcAbs: string, st: Float64Array, destAbs: str
   try {
     switch (type) {
       case host.S_IFREG:
-        bytes = await copyFileData(srcAbs, tmp, opts)
+        bytes = await copyFile(srcAbs, st, tmp, opts)
         break
       case host.S_IFDIR:
         host.mkdir(tmp, 0o700)
@@ -110,7 +110,7 @@ export async function copyUpEntry(srcAbs: string, st: Float64Array, destAbs: str
       default:
         host.mknod(tmp, st[ST.mode]!, st[ST.rdev]!)
     }
-    applyMetadata(srcAbs, st, tmp)
+    if (type !== host.S_IFREG) applyMetadata(srcAbs, st, tmp)
     publish(tmp, destAbs)
   } catch (err) {
     try { host.removeTree(tmp) } catch { /* the original error matters more */ }
@@ -152,13 +152,22 @@ export function copyUpDir(srcAbs: string, st: Float64Array, destAbs: string, wor
   }
 }
 
-async function copyFileData(srcAbs: string, tmp: string, opts: CopyUpOptions): Promise<number> {
+/**
+ * A regular file: data (and its fsync) in one job off the JS thread, then the metadata through the
+ * open descriptor, in applyMetadata's order (fchown/fchmod/futimens: no path to resolve, and none
+ * of chmod's care about symlinks, which a file we just created cannot be).
+ */
+async function copyFile(srcAbs: string, st: Float64Array, tmp: string, opts: CopyUpOptions): Promise<number> {
   const src = host.open(srcAbs, O_RDONLY | O_NOFOLLOW)
   let dst = -1
   try {
     dst = host.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
-    const bytes = opts.data ? await copyData(src, dst, srcAbs) : 0
-    if (opts.fsync && bytes > 0) await new Promise<void>((resolve, reject) => fs.fsync(dst, (e) => e ? reject(e) : resolve()))
+    const bytes = opts.data ? await copyData(src, dst, opts.fsync, srcAbs) : 0
+    fs.fchownSync(dst, st[ST.uid]!, st[ST.gid]!)
+    fs.fchmodSync(dst, st[ST.mode]! & 0o7777)
+    copyXattrs(srcAbs, tmp, false)
+    const r = native.futimens(dst, st[ST.atimeSec]!, st[ST.atimeNsec]!, st[ST.mtimeSec]!, st[ST.mtimeNsec]!)
+    if (r < 0) throw FsError.fromErrno(r, 'futimens', tmp)
     return bytes
   } finally {
     fs.closeSync(src)
@@ -166,9 +175,10 @@ async function copyFileData(srcAbs: string, tmp: string, opts: CopyUpOptions): P
   }
 }
 
-function copyData(src: number, dst: number, srcAbs: string): Promise<number> {
+/** Copies the data, keeping holes; with `fsync`, makes it durable before returning (if any moved). */
+function copyData(src: number, dst: number, fsync: boolean, srcAbs: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    native.copyData(src, dst, (err, bytes) => err < 0 ? reject(FsError.fromErrno(err, 'copy_file_range', srcAbs)) : resolve(bytes))
+    native.copyData(src, dst, fsync, (err, bytes) => err < 0 ? reject(FsError.fromErrno(err, 'copy_file_range', srcAbs)) : resolve(bytes))
   })
 }
 

@@ -34,7 +34,8 @@ export interface Native {
   lsetxattr(path: string, name: string, value: Buffer, flags: number): number
   llistxattr(path: string): string[] | number
   lremovexattr(path: string, name: string): number
-  copyData(srcFd: number, dstFd: number, cb: (err: number, bytes: number) => void): void
+  /** copies srcFd to dstFd keeping holes, then (with fsync, if any data moved) fsyncs dstFd, off the JS thread */
+  copyData(srcFd: number, dstFd: number, fsync: boolean, cb: (err: number, bytes: number) => void): void
   /** malloc_trim(0): 1 if memory was given back to the kernel */
   mallocTrim(): number
   RENAME_NOREPLACE: number

@@ -474,10 +474,11 @@ static napi_value n_lremovexattr(napi_env env, napi_callback_info info) {
   return at_done(env, r, e, &path, NULL);
 }
 
-// ---- copy_data(srcFd, dstFd, callback(err, bytes)): sparse-preserving copy on a worker thread ----
+// ---- copy_data(srcFd, dstFd, fsync, callback(err, bytes)): sparse-preserving copy (and fsync) on a worker thread ----
 
 typedef struct {
   int src, dst;
+  int fsync; // fsync dst after the copy when data moved: one trip to the thread pool, not two
   int err;
   double bytes;
   napi_ref cb;
@@ -537,6 +538,7 @@ static void copy_execute(napi_env env, void *data) {
   }
   // Trailing hole (and files that are all hole): set the size without writing blocks.
   if (ftruncate(job->dst, size) < 0) { job->err = -errno; return; }
+  if (job->fsync && job->bytes > 0 && fsync(job->dst) < 0) job->err = -errno;
 }
 
 static void copy_complete(napi_env env, napi_status status, void *data) {
@@ -553,11 +555,14 @@ static void copy_complete(napi_env env, napi_status status, void *data) {
 }
 
 static napi_value n_copy_data(napi_env env, napi_callback_info info) {
-  ARGS(3);
+  ARGS(4);
   copy_job_t *job = calloc(1, sizeof(copy_job_t));
   job->src = (int) get_i64(env, argv[0]);
   job->dst = (int) get_i64(env, argv[1]);
-  napi_create_reference(env, argv[2], 1, &job->cb);
+  bool fsync_after = false;
+  napi_get_value_bool(env, argv[2], &fsync_after);
+  job->fsync = fsync_after;
+  napi_create_reference(env, argv[3], 1, &job->cb);
   napi_value name;
   napi_create_string_utf8(env, "strata:copy_data", NAPI_AUTO_LENGTH, &name);
   napi_create_async_work(env, NULL, name, copy_execute, copy_complete, job, &job->work);
