@@ -24,7 +24,7 @@ export interface StratafsArgs {
   logFile: string | null
   readOnly: boolean
   fsync: boolean
-  /** inodes the kernel may keep cached through the mount before files' names stop being cached */
+  /** inodes the kernel may hold through the mount before the oldest unused are pruned (0: no bound) */
   maxNodes: number
   /** mount flag words passed on to libfuse (dev, suid, ...) */
   mountFlags: string[]
@@ -194,9 +194,9 @@ options:
   volume=SRC:DST[:ro]  serve host directory SRC at DST inside the mount: no copy-up, nothing in
                      the upper (a data volume); repeatable
   fsync=0, volatile  do not fsync copy-ups or pass fsync through (faster, not crash-safe)
-  max_nodes=N        inodes the kernel may keep cached through the mount (default 100000, ~170
-                     bytes of daemon memory each); past it, files' names are looked up again on
-                     each path walk instead of accumulating; 0: no bound
+  max_nodes=N        inodes the kernel may hold through the mount (default 100000, ~170 bytes of
+                     daemon memory each); past it, the kernel drops the oldest it is not using
+                     (Linux 6.18+), to be looked up again when needed; 0: no bound
   dev,suid,...       mount flag words are passed on; defaults are dev,suid
   -f                 stay in the foreground;  -d  debug output (implies -f)
   --log-level L      trace|debug|info|warn|error (default warn, or $STRATA_LOG)

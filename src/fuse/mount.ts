@@ -47,7 +47,7 @@ export interface FuseMountOptions {
   hasVolumes: boolean
   debug: boolean
   /**
-   * Lookups the kernel may hold before files' names stop being cached (0: no bound). libfuse 2
+   * Lookups the kernel may hold before the oldest unused are pruned (0: no bound). libfuse 2
    * keeps a node (~170 bytes) per inode the kernel holds, and the kernel evicts them only under
    * memory pressure: a walk of a million entries left ~170 MB in the daemon. Past the bound the
    * binding asks the kernel to prune the oldest ones it handed out; the kernel drops their unused

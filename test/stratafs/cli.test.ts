@@ -127,6 +127,8 @@ t.test('refusals: one line naming the path and the reason, nothing mounted', asy
     ['mountpoint inside a layer', ['-o', `lowerdir=${L}`, `${d.lowers[0]}/etc`], /inside layer/, 1],
     ['unknown option', ['-o', `lowerdir=${L},frobnicate=3`, d.mnt], /unknown mount option: frobnicate=3/, 2],
     ['unbalanced quote', ['-o', `lowerdir=${L},context="abc`, d.mnt], /unbalanced quote/, 2],
+    ['max_nodes not a count', ['-o', `lowerdir=${L},max_nodes=1e5`, d.mnt], /max_nodes takes a count \(0: no bound\), not "1e5"/, 2],
+    ['max_nodes empty', ['-o', `lowerdir=${L},max_nodes=`, d.mnt], /option max_nodes needs a value/, 2],
     ['no mountpoint', ['-o', `lowerdir=${L}`], /no mountpoint/, 2],
     ['unsupported id mapping', ['-o', `lowerdir=${L},uidmapping=0:100000:65536`, d.mnt], /uidmapping is not supported/, 2],
     ['remount', ['mysrc', d.mnt, '-o', `remount,ro,lowerdir=${L}`], /remount is not supported: unmount .* and mount again/, 2],
@@ -163,6 +165,7 @@ t.test('strata stats MNT reads the live counters of the daemon', async (t) => {
   t.ok((s.ops.write?.count ?? 0) >= 1, 'writes are counted')
   const text = spawnSync(process.execPath, [strata, 'stats', d.mnt], { encoding: 'utf8' })
   t.match(text.stdout, /^pid \d+, up \d+ s, rss \d+ MiB/, 'a readable summary')
+  t.match(text.stdout, /\ninodes held by the kernel \d+ \(bound 100000, \d+ pruned\)\n/, 'and the kernel\'s inodes against the default max_nodes')
   const piped = spawnSync('bash', ['-c', 'set -o pipefail; "$0" "$1" stats "$2" | true', process.execPath, strata, d.mnt], { encoding: 'utf8' })
   t.same([piped.status, piped.stderr], [0, ''], 'piped into a reader that goes away (head, true): stops quietly')
   t.equal(spawnSync('fusermount3', ['-u', d.mnt]).status, 0)
