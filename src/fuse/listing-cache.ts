@@ -29,7 +29,7 @@ export class ListingCache {
   private generation = 0
   private readonly kept: LRUCache<string, Kept>
 
-  constructor(private readonly maxAgeMs: number, maxBytes = 16 * 2 ** 20) {
+  constructor(private readonly maxAgeMs: number, maxBytes = 8 * 2 ** 20) {
     this.kept = new LRUCache<string, Kept>({ maxSize: maxBytes, sizeCalculation: (k) => 64 + ENTRY_BYTES * ((k.answer[0] as unknown[]).length) })
   }
 

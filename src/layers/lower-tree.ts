@@ -63,7 +63,7 @@ const XATTR_FREE = 4
 const dirBytes = (d: LowerDir): number => 256 + d.entries.size * (120 + STAT_SLOTS * 8)
 
 /** Default bound on the cached directories, in approximate bytes (dirBytes). */
-export const LOWER_CACHE_BYTES = 64 * 2 ** 20
+export const LOWER_CACHE_BYTES = 32 * 2 ** 20
 
 function dtypeFromMode(mode: number): number {
   return (mode & host.S_IFMT) >>> 12
