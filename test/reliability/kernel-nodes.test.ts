@@ -9,22 +9,16 @@
  */
 import t, { type Test } from 'tap'
 import * as fs from 'node:fs'
-import * as path from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { PY_PRELUDE, layout, mountStratafs, py, pyBackground, waitFor, type Layout } from './util'
-import { isMounted } from '../helpers/mounts'
+import { isMounted, strataStats } from '../helpers/mounts'
 
-const STRATA = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../../bin/strata' : '../../bin/strata')
 const DIRS = 30
 const PER = 200
 
 interface KernelNodes { held: number, pruned: number, pruneRefused: boolean, max: number }
 
-function kernelNodes(mnt: string): KernelNodes {
-  const r = spawnSync(STRATA, ['stats', mnt, '--json'], { encoding: 'utf8', timeout: 10_000 })
-  if (r.status !== 0) throw new Error(`strata stats ${mnt}: ${r.stderr}`)
-  return (JSON.parse(r.stdout) as { kernelNodes: KernelNodes }).kernelNodes
-}
+const kernelNodes = (mnt: string): KernelNodes => strataStats<{ kernelNodes: KernelNodes }>(mnt).kernelNodes
 
 /** DIRS x PER lower files; d<i>/f<j> holds "<i>/<j>\n" repeated i+1 times (sizes differ). */
 function fillLower(d: Layout): void {

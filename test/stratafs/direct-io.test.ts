@@ -5,25 +5,19 @@
  * the fds behind handles are closed when the handles are.
  */
 import * as fs from 'node:fs'
-import * as path from 'node:path'
 import { spawnSync } from 'node:child_process'
 import t from 'tap'
-import { mountUnion } from '../helpers/mounts'
+import { mountUnion, strataStats } from '../helpers/mounts'
 import { tempDir } from '../helpers/tmp'
 import { daemonPids, lowersUnchanged, makeDirs, mountDirs, py } from './util'
 
-const STRATA = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../../bin/strata' : '../../bin/strata')
 
 interface Stats {
   ops: Record<string, { count: number; errors: Record<string, number> }>
   servedBy: Record<string, Record<string, number>>
 }
 
-function stats(mnt: string): Stats {
-  const r = spawnSync(STRATA, ['stats', mnt, '--json'], { encoding: 'utf8', timeout: 10_000 })
-  if (r.status !== 0) throw new Error(`strata stats ${mnt}: ${r.stderr}`)
-  return JSON.parse(r.stdout) as Stats
-}
+const stats = (mnt: string): Stats => strataStats<Stats>(mnt)
 
 /** Writes `n` 4 KiB blocks at seeded random offsets of a new file and returns what it should hold (holes read as zeros). */
 function randomWrites(file: string, n: number, blocks: number): Buffer {

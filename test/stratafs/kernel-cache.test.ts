@@ -7,21 +7,17 @@
  * (hard links, copy-up, renamed trees, setxattr through another name, volumes changed outside).
  */
 import * as fs from 'node:fs'
-import * as path from 'node:path'
 import { spawnSync } from 'node:child_process'
 import t from 'tap'
-import { mountUnion } from '../helpers/mounts'
+import { mountUnion, strataStats } from '../helpers/mounts'
 import { tempDir } from '../helpers/tmp'
 import { lowersUnchanged, makeDirs, mountDirs, py, runStratafs, unmountLater } from './util'
 
-const STRATA = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../../bin/strata' : '../../bin/strata')
 const UPPER_TAG = 1n << 48n
 
 /** How many requests of `op` the daemon serving `mnt` has answered so far. */
 function opCount(mnt: string, op: string): number {
-  const r = spawnSync(STRATA, ['stats', mnt, '--json'], { encoding: 'utf8', timeout: 10_000 })
-  if (r.status !== 0) throw new Error(`strata stats ${mnt}: ${r.stderr}`)
-  return (JSON.parse(r.stdout) as { ops: Record<string, { count: number }> }).ops[op]?.count ?? 0
+  return strataStats<{ ops: Record<string, { count: number }> }>(mnt).ops[op]?.count ?? 0
 }
 
 /** getxattr that returns the value as a string, or the errno name. */
@@ -324,10 +320,7 @@ t.test('a kept listing is served again while nothing changes, and never after a 
   for (let i = 0; i < 20; i++) fs.writeFileSync(`${low}/k/f${i}`, `${i}`)
   lowersUnchanged(t, d.lowers)
   const m = await mountDirs(t, d)
-  const hits = (): number => {
-    const r = spawnSync(STRATA, ['stats', m.mnt, '--json'], { encoding: 'utf8', timeout: 10_000 })
-    return (JSON.parse(r.stdout) as { listingCache: { hits: number } }).listingCache.hits
-  }
+  const hits = (): number => strataStats<{ listingCache: { hits: number } }>(m.mnt).listingCache.hits
   const upperIno = (rel: string): bigint => UPPER_TAG | fs.lstatSync(`${d.upper}/${rel}`, { bigint: true }).ino
   // The kernel's dentries are dropped first, so each lstat is a lookup the binding answers from
   // the listing just read: a stale kept listing would show here.
