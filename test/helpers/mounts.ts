@@ -104,6 +104,18 @@ function pidsWithArgvTail(tail: string[]): number[] {
   return out
 }
 
+/** Each thread of `pid`: name, state and where it waits (wchan, syscall), to name a hang. */
+function threadStates(pid: number): string {
+  const read = (p: string): string => { try { return fs.readFileSync(p, 'latin1').trim() } catch { return '?' } }
+  try {
+    return fs.readdirSync(`/proc/${pid}/task`).map((tid) => {
+      const stat = read(`/proc/${pid}/task/${tid}/stat`)
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
+      return `${tid}:${read(`/proc/${pid}/task/${tid}/comm`)}:${state}:${read(`/proc/${pid}/task/${tid}/wchan`)}:${read(`/proc/${pid}/task/${tid}/syscall`).split(' ')[0]}`
+    }).join(' ')
+  } catch { return 'gone' }
+}
+
 /** Running (a zombie, waiting for its reaper, counts as exited). */
 function alive(pid: number): boolean {
   try {
@@ -180,6 +192,7 @@ export async function mountUnion(t: TestLike, target: Target, d: UnionDirs): Pro
     for (let i = 0; i < 50 && daemonPids.some(alive); i++) await sleep(100)
     for (const pid of daemonPids.filter(alive)) {
       lingered = true
+      t.comment(`${target} daemon pid ${pid} threads before SIGKILL: ${threadStates(pid)}`)
       // After a lazy unmount (umount -l) the connection stays open while anything still uses the
       // mount, and the daemon rightly keeps serving: say which unmount ran, so a failure names it.
       t.comment(`${target} daemon pid ${pid} still alive 5 s after unmount of ${d.mnt}; SIGKILL` +

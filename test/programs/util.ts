@@ -245,9 +245,21 @@ step() { name=$1; shift; if timeout 120 "$@" > /tmp/step.out 2>&1 < /dev/null; t
 out() { echo "= $*"; }
 `
 
-/** `unshare --mount --pid --fork --mount-proc=MNT/proc chroot MNT /bin/sh -c SCRIPT` */
+/**
+ * In the new mount namespace, before chroot: lazily detach the copies of every FUSE and overlay
+ * mount but the chroot's own. A namespace copies all mounts of the moment (they are private here,
+ * so an unmount outside does not reach the copy), and a copy of another test's FUSE mount keeps
+ * its connection, and so its daemon, alive after that test unmounts it, until the chroot exits.
+ */
+const DETACH_OTHER_UNIONS = String.raw`
+awk -v m="$0" '{ split($0, p, " - "); split(p[2], f, " "); if ((f[1] ~ /^fuse/ || f[1] == "overlay") && $5 != m && index($5, m "/") != 1) print $5 }' /proc/self/mountinfo |
+  sort -r | while read -r p; do umount -l "$p" 2>/dev/null; done
+exec chroot "$0" /bin/sh -c "$1"
+`
+
+/** `unshare --mount --pid --fork --mount-proc=MNT/proc chroot MNT /bin/sh -c SCRIPT` (other unions detached first) */
 export function inChroot(mnt: string, script: string): Run {
-  return run('unshare', ['--mount', '--pid', '--fork', `--mount-proc=${mnt}/proc`, 'chroot', mnt, '/bin/sh', '-c', STEP_HELPERS + script],
+  return run('unshare', ['--mount', '--pid', '--fork', `--mount-proc=${mnt}/proc`, '/bin/sh', '-c', DETACH_OTHER_UNIONS, mnt, STEP_HELPERS + script],
     { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C' }, timeout: 600_000 })
 }
 
