@@ -17,7 +17,6 @@ import { LRUCache } from 'lru-cache'
 export type ListingAnswer = unknown[]
 
 interface Kept {
-  generation: number
   at: number
   answer: ListingAnswer
 }
@@ -33,7 +32,7 @@ export class ListingCache {
     this.kept = new LRUCache<string, Kept>({ maxSize: maxBytes, sizeCalculation: (k) => 64 + ENTRY_BYTES * ((k.answer[0] as unknown[]).length) })
   }
 
-  /** Something may have changed: nothing kept so far is served again. */
+  /** Something may have changed: nothing kept so far is served again (all of it goes). */
   changed(): void {
     this.generation++
     if (this.kept.size > 0) this.kept.clear()
@@ -42,7 +41,7 @@ export class ListingCache {
   get(rel: string): ListingAnswer | undefined {
     const k = this.kept.get(rel)
     if (!k) return undefined
-    if (k.generation !== this.generation || Date.now() - k.at > this.maxAgeMs) {
+    if (Date.now() - k.at > this.maxAgeMs) {
       this.kept.delete(rel)
       return undefined
     }
@@ -56,7 +55,7 @@ export class ListingCache {
 
   /** Keeps an answer built from the state at `generation` (unless something changed since). */
   set(rel: string, generation: number, answer: ListingAnswer): void {
-    if (generation === this.generation) this.kept.set(rel, { generation, at: Date.now(), answer })
+    if (generation === this.generation) this.kept.set(rel, { at: Date.now(), answer })
   }
 
   clear(): void {

@@ -27,6 +27,8 @@ function getx(p: string, name: string): string {
 }
 
 const ino = (p: string): bigint => fs.lstatSync(p, { bigint: true }).ino
+/** st_ino the mount shows for the upper file `rel` (its host ino, upper-tagged). */
+const upperInoIn = (upper: string, rel: string): bigint => UPPER_TAG | ino(`${upper}/${rel}`)
 
 t.test('a cached path and a known-absent xattr cost no request', async (t) => {
   const d = makeDirs(t)
@@ -123,7 +125,7 @@ t.test('copy-up: st_ino and metadata are never served from before it', async (t)
   for (let i = 0; i < 20; i++) fs.writeFileSync(`${low}/race${i}`, 'r')
   lowersUnchanged(t, d.lowers)
   const m = await mountDirs(t, d)
-  const upperIno = (rel: string): bigint => UPPER_TAG | fs.lstatSync(`${d.upper}/${rel}`, { bigint: true }).ino
+  const upperIno = (rel: string): bigint => upperInoIn(d.upper, rel)
 
   // sqlite's check: right after an open that copied the file up, fstat of the fd and stat of the
   // path agree (the cached lower st_ino is dropped before the open returns, not after)
@@ -321,7 +323,7 @@ t.test('a kept listing is served again while nothing changes, and never after a 
   lowersUnchanged(t, d.lowers)
   const m = await mountDirs(t, d)
   const hits = (): number => strataStats<{ listingCache: { hits: number } }>(m.mnt).listingCache.hits
-  const upperIno = (rel: string): bigint => UPPER_TAG | fs.lstatSync(`${d.upper}/${rel}`, { bigint: true }).ino
+  const upperIno = (rel: string): bigint => upperInoIn(d.upper, rel)
   // The kernel's dentries are dropped first, so each lstat is a lookup the binding answers from
   // the listing just read: a stale kept listing would show here.
   const view = (): Map<string, { size: number, mode: number, ino: bigint }> => {
