@@ -22,10 +22,14 @@
  * another snapshot and sees names twice or not at all (test/reliability/load.test.ts caught it).
  * Keeping listings needs offsets stable across snapshots (entries in hash order, d_off = hash).
  *
- * Two INIT capabilities libfuse 2.9 predates are asked for on its behalf: FUSE_POSIX_ACL (the
+ * Three INIT capabilities libfuse 2.9 predates are asked for on its behalf: FUSE_POSIX_ACL (the
  * kernel caches ACLs and enforces them, as overlayfs does, instead of asking for
- * system.posix_acl_access on every `ls -l`) and, without volumes, FUSE_CACHE_SYMLINKS (a symlink's
- * target never changes in place; a volume's symlink may be replaced from outside).
+ * system.posix_acl_access on every `ls -l`), FUSE_DO_READDIRPLUS (listings carry each entry's
+ * inode and attributes, so the `stat` or `unlink` of every entry after a listing sends no LOOKUP;
+ * the binding serves it, patches/README.md) and, without volumes, FUSE_CACHE_SYMLINKS (a symlink's
+ * target never changes in place; a volume's symlink may be replaced from outside). Not
+ * READDIRPLUS_AUTO: it asks for attributes only in a listing's first part (and after lookups), so
+ * `ls -l` of a big directory would still look up all but its first few hundred entries.
  */
 import { execFile } from 'node:child_process'
 import { binding } from './binding'
@@ -33,6 +37,7 @@ import type { HandlerTable } from './handlers'
 
 const FUSE_POSIX_ACL = 1 << 20
 const FUSE_CACHE_SYMLINKS = 1 << 23
+const FUSE_DO_READDIRPLUS = 1 << 13
 
 /** How long the kernel may cache the attributes of a `stable` entry, in ms (as entry_timeout). */
 export const ATTR_CACHE_MS = 60_000
@@ -116,7 +121,7 @@ export function mountFuse(mnt: string, table: (onInit: () => void) => HandlerTab
     keep.add(b)
     return b
   }
-  binding.fuse_native_strata_init_flags(FUSE_POSIX_ACL | (opts.hasVolumes ? 0 : FUSE_CACHE_SYMLINKS))
+  binding.fuse_native_strata_init_flags(FUSE_POSIX_ACL | FUSE_DO_READDIRPLUS | (opts.hasVolumes ? 0 : FUSE_CACHE_SYMLINKS))
   if (nodeBinding.fuse_native_strata_max_nodes(opts.maxNodes) < 0) throw new Error('out of memory for the max_nodes table')
   binding.fuse_native_mount(mnt, `-o${libfuseOptions(opts).join(',')}`, thread, { thread, keep }, malloc, handlers, implemented, () => exitCb())
   return { mnt, live, onExit: (cb) => { exitCb = cb } }

@@ -98,6 +98,44 @@ t.test('ls -l of a 4,000-entry directory: nearly every lookup and getxattr stays
   t.ok(xattrs <= 80, `at most 1% of ~8,000 getxattrs reached the daemon (${xattrs} did)`)
 })
 
+t.test('READDIRPLUS: a listing gives the kernel its entries, so stat after it sends no lookup', async (t) => {
+  const d = makeDirs(t)
+  const low = d.lowers[1]!
+  fs.mkdirSync(`${low}/plus`)
+  for (let i = 0; i < 300; i++) fs.writeFileSync(`${low}/plus/f${i}`, `${i}`)
+  fs.mkdirSync(`${low}/plus/sub`)
+  lowersUnchanged(t, d.lowers)
+  const m = await mountDirs(t, d)
+  // lookups the kernel holds: every entry reply (LOOKUP, or an entry of a READDIRPLUS) adds one
+  const held = (): number => strataStats<{ kernelNodes: { held: number } }>(m.mnt).kernelNodes.held
+  fs.statSync(`${m.mnt}/plus`)
+  const before = held()
+  const names = fs.readdirSync(`${m.mnt}/plus`)
+  t.equal(names.length, 301)
+  const listed = held()
+  t.ok(listed - before >= 295, `the listing handed the kernel its entries (${listed - before} of 301)`)
+  for (const n of names) fs.lstatSync(`${m.mnt}/plus/${n}`)
+  t.equal(held(), listed, 'stat of all 301 entries after the listing sent no LOOKUP')
+  t.equal(fs.statSync(`${m.mnt}/plus/f7`).size, 1, 'the attributes are the entry\'s own')
+  t.equal(fs.statSync(`${m.mnt}/plus/f123`).size, 3)
+  t.equal(fs.statSync(`${m.mnt}/plus/f123`, { bigint: true }).ino, fs.statSync(`${low}/plus/f123`, { bigint: true }).ino | (3n << 48n))
+  t.ok(fs.statSync(`${m.mnt}/plus/sub`).isDirectory())
+  fs.readdirSync(`${m.mnt}/plus`)
+  t.equal(held(), listed, 'listed again with nothing changed: nothing handed out twice')
+
+  fs.writeFileSync(`${m.mnt}/plus/new`, 'abcd')
+  fs.unlinkSync(`${m.mnt}/plus/f9`)
+  fs.chmodSync(`${m.mnt}/plus/f8`, 0o600)
+  fs.writeFileSync(`${m.mnt}/plus/f10`, 'longer than before')
+  const again = fs.readdirSync(`${m.mnt}/plus`)
+  t.ok(again.includes('new') && !again.includes('f9'), 'a listing after changes shows them')
+  t.equal(fs.statSync(`${m.mnt}/plus/new`).size, 4)
+  t.throws(() => fs.statSync(`${m.mnt}/plus/f9`), { code: 'ENOENT' })
+  t.equal(fs.statSync(`${m.mnt}/plus/f8`).mode & 0o777, 0o600, 'a chmod before the listing is not undone by it')
+  t.equal(fs.statSync(`${m.mnt}/plus/f10`).size, 18, 'nor a copy-up and write')
+  t.equal(fs.statSync(`${m.mnt}/plus/f10`, { bigint: true }).ino, upperInoIn(d.upper, 'plus/f10'), 'the copy\'s st_ino, not the lower one\'s')
+})
+
 t.test('directory listings: every change through the mount shows at once', async (t) => {
   const d = makeDirs(t)
   lowersUnchanged(t, d.lowers)
