@@ -136,6 +136,35 @@ t.test('READDIRPLUS: a listing gives the kernel its entries, so stat after it se
   t.equal(fs.statSync(`${m.mnt}/plus/f10`, { bigint: true }).ino, upperInoIn(d.upper, 'plus/f10'), 'the copy\'s st_ino, not the lower one\'s')
 })
 
+t.test('the attributes a chown refreshes are answered by the binding when nothing changed since', async (t) => {
+  // tar -x and cp -a: create, write, futimens, fchown, fchmod. Before a chown the kernel always
+  // asks for the attributes again (to clear set-id bits from a current mode); they are the ones
+  // the futimens just returned.
+  const d = makeDirs(t)
+  const m = await mountDirs(t, d)
+  const script = [
+    'import os, sys',
+    'for i in range(40):',
+    '    fd = os.open(f"{sys.argv[1]}/t{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)',
+    '    os.write(fd, b"data")',
+    '    os.utime(fd, ns=(1_000_000_000, 2_000_000_000))',
+    '    os.fchmod(fd, 0o4755)',
+    '    os.fchown(fd, 1000, 1000)',
+    '    os.close(fd)',
+  ].join('\n')
+  const getattrs = opCount(m.mnt, 'getattr')
+  const r = py(script, m.mnt)
+  t.equal(r.status, 0, r.stderr)
+  const sent = opCount(m.mnt, 'getattr') - getattrs
+  t.ok(sent <= 44, `40 files: the negative lookups reached the daemon, not the refreshes before each chown (${sent} getattrs; 80 without)`)
+  const st = fs.statSync(`${m.mnt}/t7`)
+  t.equal(st.mode & 0o7777, 0o755, 'the chown cleared setuid from the mode the refresh brought, as the kernel does')
+  t.equal(st.uid, 1000)
+  t.equal(st.mtimeMs, 2000)
+  t.equal(fs.readFileSync(`${m.mnt}/t7`, 'utf8'), 'data')
+  t.equal(fs.statSync(`${d.upper}/t7`).mode & 0o7777, 0o755, 'and so does the upper file')
+})
+
 t.test('directory listings: every change through the mount shows at once', async (t) => {
   const d = makeDirs(t)
   lowersUnchanged(t, d.lowers)
