@@ -19,6 +19,8 @@ export interface FuseBinding {
   fuse_native_unmount(mnt: string, thread: Buffer): void
   /** INIT capabilities (FUSE_* flags) to ask for on libfuse 2.9's behalf when the kernel offers them */
   fuse_native_strata_init_flags(flags: number): void
+  /** how long the kernel may keep a negative entry the binding answers in a directory made through the mount; 0: none */
+  fuse_native_strata_new_dir_negatives(ms: number): void
   [name: string]: unknown
 }
 

@@ -81,6 +81,9 @@ export function kernelNodes(): KernelNodes {
   return { held, pruned, pruneRefused: refused !== 0 }
 }
 
+/** Negative lookups are kept by the kernel, and answered by the binding in directories made here, only without volumes. */
+const negativeTimeoutSec = (opts: FuseMountOptions): number => opts.hasVolumes ? 0 : 60
+
 export function libfuseOptions(opts: FuseMountOptions): string[] {
   const o = [
     `fsname=${opts.fsname.replace(/,/g, '_')}`,
@@ -93,7 +96,7 @@ export function libfuseOptions(opts: FuseMountOptions): string[] {
     'nonempty',
     'attr_timeout=0',
     'entry_timeout=60',
-    `negative_timeout=${opts.hasVolumes ? 0 : 60}`,
+    `negative_timeout=${negativeTimeoutSec(opts)}`,
     ...opts.extra,
   ]
   if (opts.readOnly) o.push('ro')
@@ -122,6 +125,7 @@ export function mountFuse(mnt: string, table: (onInit: () => void) => HandlerTab
     return b
   }
   binding.fuse_native_strata_init_flags(FUSE_POSIX_ACL | FUSE_DO_READDIRPLUS | (opts.hasVolumes ? 0 : FUSE_CACHE_SYMLINKS))
+  binding.fuse_native_strata_new_dir_negatives(negativeTimeoutSec(opts) * 1000)
   if (nodeBinding.fuse_native_strata_max_nodes(opts.maxNodes) < 0) throw new Error('out of memory for the max_nodes table')
   binding.fuse_native_mount(mnt, `-o${libfuseOptions(opts).join(',')}`, thread, { thread, keep }, malloc, handlers, implemented, () => exitCb())
   return { mnt, live, onExit: (cb) => { exitCb = cb } }
