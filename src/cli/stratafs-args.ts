@@ -12,6 +12,9 @@ export class UsageError extends Error {}
 /** Default max_nodes: walks of trees smaller than this stay fully cached in the kernel. */
 export const DEFAULT_MAX_NODES = 100_000
 
+/** Default spin_us: how long the daemon polls for the next request after answering one (src/fuse/mount.ts). */
+export const DEFAULT_SPIN_US = 100
+
 export interface StratafsArgs {
   source: string | null
   mountpoint: string
@@ -26,6 +29,8 @@ export interface StratafsArgs {
   fsync: boolean
   /** inodes the kernel may hold through the mount before the oldest unused are pruned (0: no bound) */
   maxNodes: number
+  /** µs the daemon polls for the next request after answering one before it sleeps (0: never) */
+  spinUs: number
   /** mount flag words passed on to libfuse (dev, suid, ...) */
   mountFlags: string[]
   /** data volumes: host dir SOURCE served at DEST inside the merged view (strata's own option) */
@@ -88,7 +93,7 @@ export function splitLowerdir(v: string): string[] {
 export function parseArgs(argv: string[]): StratafsArgs {
   const a: StratafsArgs = {
     source: null, mountpoint: '', lowers: [], upper: null, work: null, foreground: false, debug: false,
-    logLevel: null, logFile: null, readOnly: false, fsync: true, maxNodes: DEFAULT_MAX_NODES, mountFlags: [], volumes: [], ignored: [], help: false, version: false,
+    logLevel: null, logFile: null, readOnly: false, fsync: true, maxNodes: DEFAULT_MAX_NODES, spinUs: DEFAULT_SPIN_US, mountFlags: [], volumes: [], ignored: [], help: false, version: false,
   }
   const positional: string[] = []
   const optionStrings: string[] = []
@@ -153,6 +158,12 @@ function applyOption(a: StratafsArgs, item: string): void {
       a.maxNodes = Number(v)
       return
     }
+    case 'spin_us': {
+      const v = need()
+      if (!/^\d+$/.test(v) || Number(v) > 10_000) throw new UsageError(`spin_us takes microseconds from 0 to 10000, not "${v}"`)
+      a.spinUs = Number(v)
+      return
+    }
   }
   if (key === 'remount') {
     throw new UsageError('remount is not supported: unmount (fusermount3 -u MNT) and mount again, with -o ro for a read-only view; the upper keeps every change')
@@ -197,6 +208,9 @@ options:
   max_nodes=N        inodes the kernel may hold through the mount (default 100000, ~170 bytes of
                      daemon memory each); past it, the kernel drops the oldest it is not using
                      (Linux 6.18+), to be looked up again when needed; 0: no bound
+  spin_us=N          after answering a request, poll up to N microseconds for the next one before
+                     sleeping (default 100; 0: never; off with one CPU): waking a sleeping thread
+                     costs tens of microseconds on VMs, twice per request that JS answers
   dev,suid,...       mount flag words are passed on; defaults are dev,suid
   -f                 stay in the foreground;  -d  debug output (implies -f)
   --log-level L      trace|debug|info|warn|error (default warn, or $STRATA_LOG)

@@ -32,6 +32,7 @@
  * `ls -l` of a big directory would still look up all but its first few hundred entries.
  */
 import { execFile } from 'node:child_process'
+import * as os from 'node:os'
 import { binding } from './binding'
 import type { HandlerTable } from './handlers'
 
@@ -59,9 +60,19 @@ export interface FuseMountOptions {
    * dentries and forgets the inodes (patches/README.md).
    */
   maxNodes: number
+  /**
+   * µs the JS thread polls for the next request after answering one, before it sleeps (0: never).
+   * On a VM an idle vCPU halts, and waking it costs tens of µs (here, with halt polling off, ~30):
+   * a request JS answers crosses threads twice, so a serial workload (`rm -rf`, `tar -x`, `grep
+   * -r`) paid up to four wake-ups per request. A worker also polls for JS's answer up to half as
+   * long, for ops JS usually answers that fast (not a copy-up). Nothing polls with one CPU, or
+   * while JS is still working on a request (its answer wakes the loop anyway).
+   */
+  spinUs: number
 }
 
 type NodeBinding = {
+  fuse_native_strata_spin(jsNs: number, workerNs: number): void
   fuse_native_strata_max_nodes(max: number): number
   fuse_native_strata_kernel_nodes(): [number, number, number]
 }
@@ -126,6 +137,8 @@ export function mountFuse(mnt: string, table: (onInit: () => void) => HandlerTab
   }
   binding.fuse_native_strata_init_flags(FUSE_POSIX_ACL | FUSE_DO_READDIRPLUS | (opts.hasVolumes ? 0 : FUSE_CACHE_SYMLINKS))
   binding.fuse_native_strata_new_dir_negatives(negativeTimeoutSec(opts) * 1000)
+  const spinNs = os.availableParallelism() > 1 ? opts.spinUs * 1000 : 0
+  nodeBinding.fuse_native_strata_spin(spinNs, spinNs / 2)
   if (nodeBinding.fuse_native_strata_max_nodes(opts.maxNodes) < 0) throw new Error('out of memory for the max_nodes table')
   binding.fuse_native_mount(mnt, `-o${libfuseOptions(opts).join(',')}`, thread, { thread, keep }, malloc, handlers, implemented, () => exitCb())
   return { mnt, live, onExit: (cb) => { exitCb = cb } }

@@ -129,6 +129,8 @@ t.test('refusals: one line naming the path and the reason, nothing mounted', asy
     ['unbalanced quote', ['-o', `lowerdir=${L},context="abc`, d.mnt], /unbalanced quote/, 2],
     ['max_nodes not a count', ['-o', `lowerdir=${L},max_nodes=1e5`, d.mnt], /max_nodes takes a count \(0: no bound\), not "1e5"/, 2],
     ['max_nodes empty', ['-o', `lowerdir=${L},max_nodes=`, d.mnt], /option max_nodes needs a value/, 2],
+    ['spin_us not a number', ['-o', `lowerdir=${L},spin_us=fast`, d.mnt], /spin_us takes microseconds from 0 to 10000, not "fast"/, 2],
+    ['spin_us too long', ['-o', `lowerdir=${L},spin_us=20000`, d.mnt], /spin_us takes microseconds from 0 to 10000, not "20000"/, 2],
     ['no mountpoint', ['-o', `lowerdir=${L}`], /no mountpoint/, 2],
     ['unsupported id mapping', ['-o', `lowerdir=${L},uidmapping=0:100000:65536`, d.mnt], /uidmapping is not supported/, 2],
     ['remount', ['mysrc', d.mnt, '-o', `remount,ro,lowerdir=${L}`], /remount is not supported: unmount .* and mount again/, 2],
