@@ -9,7 +9,7 @@
 import * as fs from 'node:fs'
 import { FsError } from '../sys/errors'
 import type { Logger } from '../sys/log'
-import { joinRel, relFromFuse } from '../sys/rel'
+import { joinRel, parentOf, relFromFuse } from '../sys/rel'
 import type { Caller, TaggedStat } from '../union/union-fs'
 import type { Router } from '../union/router'
 import { binding, opcode, signalFn as bindingSignal } from './binding'
@@ -82,6 +82,8 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   /** Kept listings (listing-cache.ts), and which thread's request may change something. */
   const listings = new ListingCache(ATTR_CACHE_MS)
   fsys.union.onTrim(() => listings.clear())
+  // the kernel's kept listing of the parent shows the entry's old inode number (src/fuse/mount.ts)
+  fsys.union.onCopyUp((rel) => binding.fuse_native_strata_listing_stale(`/${parentOf(rel)}`))
   const changingAt = new Map<Buffer, boolean>()
   /** Whether a request may change anything a listing shows (args as the handler gets them). */
   const mayChange = (name: string, args: unknown[]): boolean => {

@@ -1,8 +1,10 @@
 /**
- * Listings kept between readdirs of an unchanged directory. libfuse 2's high-level API cannot let
- * the kernel keep a listing, so every `find`, `ls` or `grep -r` of a directory asks again, and
- * building the answer (merge, a stat and an xattr check per entry, packing) was about a third of a
- * warm `find`. The answer is kept as sent and served again until anything changes.
+ * Listings kept between readdirs of an unchanged directory. The kernel keeps listings itself
+ * (src/fuse/mount.ts) except with data volumes, and asks again after a copy-up in a directory or
+ * when memory pressure took its copy; with volumes every `find`, `ls` or `grep -r` of a directory
+ * asks again, and building the answer (merge, a stat and an xattr check per entry, packing) was
+ * about a third of a warm `find`. The answer is kept as sent and served again until anything
+ * changes.
  *
  * Coherence is global and coarse on purpose: every request that may change something bumps the
  * generation when it arrives and again when it is answered (handlers.ts), and a listing is served

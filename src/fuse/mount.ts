@@ -16,11 +16,14 @@
  * covers replies that carry no answer of ours. Without per-entry caching every path walk sends a
  * GETATTR per component (default_permissions checks search permission on each).
  *
- * Directory listings are not kept by the kernel (FOPEN_CACHE_DIR): libfuse 2's high-level API
- * numbers a listing's entries by their index in a snapshot taken at opendir, and when the kernel's
- * kept listing is replaced while a reader is part-way through, the reader resumes at that index in
- * another snapshot and sees names twice or not at all (test/reliability/load.test.ts caught it).
- * Keeping listings needs offsets stable across snapshots (entries in hash order, d_off = hash).
+ * Directory listings are kept by the kernel (FOPEN_CACHE_DIR on every OPENDIR reply), without
+ * volumes: every change to a directory's names comes through this mount, and the kernel drops its
+ * kept listing of a directory it changed. libfuse 2's high-level API numbers a listing's entries by
+ * their index in one snapshot, so when a kept listing was replaced while a reader was part-way
+ * through, the reader resumed at that index in another snapshot and saw names twice or not at all
+ * (test/reliability/load.test.ts caught it); the binding numbers entries by a hash of their name
+ * instead (its strata_dir.h). A copy-up changes an entry's inode number behind the kernel's back:
+ * the directory's next opendir drops the kept listing (UnionFs.onCopyUp).
  *
  * Three INIT capabilities libfuse 2.9 predates are asked for on its behalf: FUSE_POSIX_ACL (the
  * kernel caches ACLs and enforces them, as overlayfs does, instead of asking for
@@ -137,6 +140,7 @@ export function mountFuse(mnt: string, table: (onInit: () => void) => HandlerTab
   }
   binding.fuse_native_strata_init_flags(FUSE_POSIX_ACL | FUSE_DO_READDIRPLUS | (opts.hasVolumes ? 0 : FUSE_CACHE_SYMLINKS))
   binding.fuse_native_strata_new_dir_negatives(negativeTimeoutSec(opts) * 1000)
+  binding.fuse_native_strata_keep_listings(opts.hasVolumes ? 0 : 1)
   const spinNs = os.availableParallelism() > 1 ? opts.spinUs * 1000 : 0
   nodeBinding.fuse_native_strata_spin(spinNs, spinNs / 2)
   if (nodeBinding.fuse_native_strata_max_nodes(opts.maxNodes) < 0) throw new Error('out of memory for the max_nodes table')

@@ -123,6 +123,7 @@ export class UnionFs {
   private readonly inflight = new Map<string, Promise<void>>()
   private readonly hidden = new Map<string, HiddenFile>()
   private readonly trimListeners: Array<() => void> = []
+  private readonly copyUpListeners: Array<(rel: string) => void> = []
 
   constructor(opts: UnionOptions) {
     this.lower = new LowerTree(opts.lowers, { maxBytes: opts.maxLowerBytes })
@@ -156,6 +157,16 @@ export class UnionFs {
   /** Runs `fn` whenever the caches are trimmed (caches kept above this layer). */
   onTrim(fn: () => void): void {
     this.trimListeners.push(fn)
+  }
+
+  /** Runs `fn` with the path of every entry copied up (its inode number changed). */
+  onCopyUp(fn: (rel: string) => void): void {
+    this.copyUpListeners.push(fn)
+  }
+
+  private copiedUp(rel: string): void {
+    this.stats.copyUps++
+    for (const fn of this.copyUpListeners) fn(rel)
   }
 
   /** Prepares the work directory (removing leftovers of a crash); returns how many were removed. */
@@ -387,7 +398,7 @@ export class UnionFs {
     if (!entry) throw fsError('ENOENT', 'copy-up', node.rel)
     copyUpDir(this.lower.abs(entry.layer, node.rel), this.lower.stat(node.rel, entry), this.upperAbs(node.rel), this.work!)
     node.upper = true
-    this.stats.copyUps++
+    this.copiedUp(node.rel)
   }
 
   /** Copies the entry at `rel` up (once, however many callers race) and returns its Node. */
@@ -424,7 +435,7 @@ export class UnionFs {
     const bytes = await copyUpEntry(this.lower.abs(entry.layer, node.rel), st, dest, this.work!, { data, fsync: this.fsyncOn })
     node.upper = true
     node.layer = -1
-    this.stats.copyUps++
+    this.copiedUp(node.rel)
     this.stats.copyUpBytes += bytes
     // Handles opened read-only on the lower file now read the upper one (overlayfs: ovl_real_fdget).
     for (const h of this.handles.at(node.rel)) {

@@ -47,7 +47,10 @@ function buildLower(dir: string): string {
 
 /**
  * The script run in the chroot. `step NAME CMD…` runs CMD and prints `ok NAME` or
- * `FAIL NAME rc=N`; lines starting with `= ` are outputs compared across targets.
+ * `FAIL NAME rc=N`; lines starting with `= ` are outputs compared across targets. The archive
+ * `tar -c` makes is compared by its sorted member list, not byte for byte: members come in
+ * readdir order, which is each filesystem's own (stratafs lists in name-hash order so the kernel
+ * can keep listings, src/fuse/mount.ts; kernel overlayfs in the host directory's order).
  */
 const SCRIPT = String.raw`
 cd /
@@ -58,6 +61,8 @@ step cp-a-same diff -r /srv/tree /srv/tree-copy
 out cp-a-modes $(stat -c '%n:%a:%u:%g:%Y' /srv/tree-copy/d0/sub/f0 /srv/tree-copy/d1/sub/f1 | tr '\n' ' ')
 step tar-c tar -cf /tmp/tree.tar -C /srv tree
 step tar-x sh -c 'mkdir /srv/untar && tar -xf /tmp/tree.tar -C /srv/untar && diff -r /srv/tree /srv/untar/tree'
+out tar-members $(tar -tvf /tmp/tree.tar | sort | tr -s ' ' | tr '\n' '|')
+step tar-rm rm /tmp/tree.tar
 step sed-i sed -i 's/beta/BETA/' /srv/data.txt
 out sed $(cat /srv/data.txt)
 step mv-file mv /srv/data.txt /srv/data-moved.txt

@@ -7,7 +7,7 @@
  * (hard links, copy-up, renamed trees, setxattr through another name, volumes changed outside).
  */
 import * as fs from 'node:fs'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import t from 'tap'
 import { mountUnion, strataStats } from '../helpers/mounts'
 import { tempDir } from '../helpers/tmp'
@@ -418,13 +418,162 @@ t.test('a directory walk: opendir and releasedir are answered by the binding, li
   const walk = (): string[] => spawnSync('find', [m.mnt], { encoding: 'utf8' }).stdout.trim().split('\n').sort()
   const first = walk()
   t.equal(first.length, 1 + 3 + 2 + 30 + 1, 'every entry found (root, etc/ with 2 files, tree/a/b with 30)')
+  const dirs = spawnSync('find', [m.mnt, '-type', 'd'], { encoding: 'utf8' }).stdout.trim().split('\n').length
+  const listed = opCount(m.mnt, 'readdir')
+  t.equal(listed - before[2]!, dirs, `each of the ${dirs} directories was listed by the daemon once`)
   fs.unlinkSync(`${m.mnt}/tree/a/b/f3`)
   fs.writeFileSync(`${m.mnt}/tree/a/b/new`, '')
   const second = walk()
   t.same(second, first.filter((p) => !p.endsWith('/f3')).concat(`${m.mnt}/tree/a/b/new`).sort(), 'a walk after changes lists them')
   const after = ['opendir', 'releasedir', 'readdir'].map((op) => opCount(m.mnt, op))
   t.same([after[0]! - before[0]!, after[1]! - before[1]!], [0, 0], 'no opendir or releasedir reached the daemon')
-  t.ok(after[2]! - before[2]! >= 10, 'the listings themselves did')
+  // the unlink's whiteout needs tree/a/b in the upper: tree, tree/a and tree/a/b are copied up,
+  // which changes their inode numbers in the listings of /, tree and tree/a
+  t.equal(after[2]! - listed, 4, 'the second walk listed again tree/a/b (changed) and /, tree, tree/a (an entry copied up); the kernel kept etc/')
+})
+
+/** The names of `dir` with the d_ino its listing gives each (Python's scandir), as name -> ino. */
+function listedInos(dir: string): Map<string, bigint> {
+  const r = py('import os,sys\nfor e in os.scandir(sys.argv[1]): print(e.inode(), e.name)', dir)
+  return new Map(r.stdout.trim().split('\n').filter(Boolean).map((l) => {
+    const at = l.indexOf(' ')
+    return [l.slice(at + 1), BigInt(l.slice(0, at))] as [string, bigint]
+  }))
+}
+
+t.test('the kernel keeps a listing: listed again without the daemon, changed by every change through the mount', async (t) => {
+  const d = makeDirs(t)
+  const low = d.lowers[1]!
+  fs.mkdirSync(`${low}/kept`)
+  fs.mkdirSync(`${low}/other`)
+  for (let i = 0; i < 60; i++) fs.writeFileSync(`${low}/kept/f${i}`, `${i}`)
+  fs.writeFileSync(`${low}/other/moved`, 'm')
+  lowersUnchanged(t, d.lowers)
+  const m = await mountDirs(t, d)
+  const dir = `${m.mnt}/kept`
+  const want = new Set(Array.from({ length: 60 }, (_, i) => `f${i}`))
+  const check = (what: string): void => { t.same(fs.readdirSync(dir).sort(), [...want].sort(), what) }
+  check('first listing')
+  const readdirs = opCount(m.mnt, 'readdir')
+  for (let i = 0; i < 5; i++) check('listed again')
+  t.equal(opCount(m.mnt, 'readdir'), readdirs, 'five more listings: none reached the daemon')
+
+  fs.writeFileSync(`${dir}/created`, '')
+  want.add('created')
+  check('after a create')
+  fs.unlinkSync(`${dir}/f1`)
+  want.delete('f1')
+  check('after an unlink of a lower file (whiteout)')
+  fs.renameSync(`${m.mnt}/other/moved`, `${dir}/moved`)
+  want.add('moved')
+  check('after a rename into it')
+  fs.renameSync(`${dir}/f2`, `${m.mnt}/other/f2`)
+  want.delete('f2')
+  check('after a rename out of it')
+  fs.mkdirSync(`${dir}/sub`)
+  want.add('sub')
+  check('after a mkdir')
+  fs.rmdirSync(`${dir}/sub`)
+  want.delete('sub')
+  check('after an rmdir')
+  fs.symlinkSync('f3', `${dir}/link`)
+  fs.linkSync(`${dir}/created`, `${dir}/hard`)
+  want.add('link').add('hard')
+  check('after a symlink and a hard link')
+  t.same(fs.readdirSync(`${m.mnt}/other`).sort(), ['f2'], 'the other directory shows both renames')
+  t.ok(opCount(m.mnt, 'readdir') > readdirs, 'the changed listings came from the daemon')
+})
+
+t.test('a copy-up drops the kept listing of its directory: listed inode numbers stay those of lstat', async (t) => {
+  const d = makeDirs(t)
+  const low = d.lowers[1]!
+  fs.mkdirSync(`${low}/cu/sub`, { recursive: true })
+  for (let i = 0; i < 10; i++) fs.writeFileSync(`${low}/cu/f${i}`, `${i}`)
+  fs.writeFileSync(`${low}/cu/sub/deep`, 'd')
+  lowersUnchanged(t, d.lowers)
+  const m = await mountDirs(t, d)
+  const dir = `${m.mnt}/cu`
+  const agree = (what: string): void => {
+    const listed = listedInos(dir)
+    t.equal(listed.size, 11, `${what}: all entries listed`)
+    t.same([...listed].filter(([n, i]) => ino(`${dir}/${n}`) !== i).map(([n]) => n), [], `${what}: every listed d_ino is the entry's st_ino`)
+  }
+  agree('before any copy-up')
+  agree('listed again (kept by the kernel)')
+  const before = listedInos(dir).get('f4')
+  fs.chmodSync(`${dir}/f4`, 0o600) // copies f4 up: its st_ino changes
+  t.not(ino(`${dir}/f4`), before, 'the copy-up changed f4\'s st_ino')
+  agree('after a chmod copied f4 up')
+  fs.appendFileSync(`${dir}/f5`, 'x')
+  agree('after a write copied f5 up')
+  fs.writeFileSync(`${dir}/sub/deep`, 'e') // copies sub up (a directory) and deep
+  agree('after a write below sub copied sub up')
+  t.same(listedInos(`${dir}/sub`).get('deep'), ino(`${dir}/sub/deep`), 'and sub\'s own listing agrees')
+})
+
+t.test('a reader part-way through a kept listing that changes sees every unchanged name once', async (t) => {
+  const d = makeDirs(t)
+  const low = d.lowers[1]!
+  fs.mkdirSync(`${low}/big`)
+  for (let i = 0; i < 1500; i++) fs.writeFileSync(`${low}/big/stable-${i}`, '')
+  for (let i = 0; i < 300; i++) fs.writeFileSync(`${low}/big/gone-${i}`, '')
+  lowersUnchanged(t, d.lowers)
+  const m = await mountDirs(t, d)
+  const dir = `${m.mnt}/big`
+  // getdents64 with a 2 KiB buffer: the reader stops part-way, the test changes the directory and
+  // lists it from the start (so the kernel replaces the listing it keeps), and the reader goes on
+  // from its offset, in the new listing
+  const reader = `
+import ctypes, os, sys, json
+libc = ctypes.CDLL(None, use_errno=True)
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+buf = ctypes.create_string_buffer(2048)
+def chunk():
+    n = libc.syscall(217, fd, buf, 2048)
+    if n < 0: raise OSError(ctypes.get_errno(), 'getdents64')
+    names, at = [], 0
+    while at < n:
+        reclen = int.from_bytes(buf.raw[at + 16:at + 18], 'little')
+        names.append(buf.raw[at + 19:at + reclen].split(b'\\0', 1)[0].decode())
+        at += reclen
+    return names, n
+seen = []
+for _ in range(10):
+    names, n = chunk()
+    seen += names
+sys.stdout.write(json.dumps(seen) + '\\n'); sys.stdout.flush()
+sys.stdin.readline()
+while True:
+    names, n = chunk()
+    if n == 0: break
+    seen += names
+print(json.dumps(seen))
+`
+  for (let round = 0; round < 3; round++) {
+    fs.readdirSync(dir) // the kernel keeps the listing
+    const child = spawn('python3', ['-c', reader, dir], { stdio: ['pipe', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.setEncoding('utf8')
+    const firstPart = await new Promise<string[]>((resolve) => {
+      child.stdout.on('data', (s: string) => {
+        out += s
+        if (out.includes('\n') && !resolved) { resolved = true; resolve(JSON.parse(out.slice(0, out.indexOf('\n'))) as string[]) }
+      })
+      let resolved = false
+    })
+    t.ok(firstPart.length > 50 && firstPart.length < 1500, `round ${round}: the reader stopped part-way (${firstPart.length} names)`)
+    for (let i = round * 100; i < round * 100 + 100; i++) fs.unlinkSync(`${dir}/gone-${i}`)
+    for (let i = 0; i < 100; i++) fs.writeFileSync(`${dir}/new-${round}-${i}`, '')
+    fs.readdirSync(dir) // another reader from the start: the kernel replaces the listing it keeps
+    const code = await new Promise<number | null>((resolve) => { child.on('close', resolve); child.stdin.end('\n') })
+    t.equal(code, 0, `round ${round}: the reader finished`)
+    const seen = JSON.parse(out.slice(out.indexOf('\n') + 1)) as string[]
+    const counts = new Map<string, number>()
+    for (const n of seen) counts.set(n, (counts.get(n) ?? 0) + 1)
+    t.same([...counts].filter(([, c]) => c > 1).map(([n]) => n), [], `round ${round}: no name listed twice`)
+    const missing = Array.from({ length: 1500 }, (_, i) => `stable-${i}`).filter((n) => !counts.has(n))
+    t.same(missing, [], `round ${round}: every name that stayed was listed`)
+  }
 })
 
 t.test('writes and attribute changes keep the other entries of a listing, never a stale one', async (t) => {
