@@ -432,6 +432,27 @@ t.test('a directory walk: opendir and releasedir are answered by the binding, li
   t.equal(after[2]! - listed, 4, 'the second walk listed again tree/a/b (changed) and /, tree, tree/a (an entry copied up); the kernel kept etc/')
 })
 
+t.test('a second walk of an unchanged tree reaches the daemon\'s JS with nothing', async (t) => {
+  const d = makeDirs(t)
+  const low = d.lowers[1]!
+  for (let i = 0; i < 20; i++) {
+    fs.mkdirSync(`${low}/walk/d${i}/sub`, { recursive: true })
+    for (let j = 0; j < 5; j++) fs.writeFileSync(`${low}/walk/d${i}/sub/f${j}`, '')
+  }
+  lowersUnchanged(t, d.lowers)
+  const m = await mountDirs(t, d)
+  const walk = (): string => spawnSync('find', [`${m.mnt}/walk`], { encoding: 'utf8' }).stdout
+  const first = walk()
+  t.equal(first.trim().split('\n').length, 1 + 20 * 2 + 20 * 5, 'the first walk finds every entry')
+  const counts = (): Record<string, number> => Object.fromEntries(Object.entries(strataStats<{ ops: Record<string, { count: number }> }>(m.mnt).ops)
+    .filter(([op]) => op !== 'statfs').map(([op, v]) => [op, v.count]))
+  const before = counts()
+  t.equal(walk(), first, 'the second walk finds the same')
+  // reading a directory's listing makes the kernel's copy of its atime stale, so the second
+  // walk's stat of each directory asks again: answered from the attributes its listing handed out
+  t.same(counts(), before, 'no request of the second walk reached JS (no readdir, no getattr)')
+})
+
 /** The names of `dir` with the d_ino its listing gives each (Python's scandir), as name -> ino. */
 function listedInos(dir: string): Map<string, bigint> {
   const r = py('import os,sys\nfor e in os.scandir(sys.argv[1]): print(e.inode(), e.name)', dir)
