@@ -8,9 +8,11 @@
  * counters join `strata stats` under `read` and `write`.
  */
 import * as os from 'node:os'
-import type { FdMirror } from '../union/handles'
+import type { AdoptedHandle, FdMirror, HandleSource } from '../union/handles'
+import { relFromFuse } from '../sys/rel'
 import { OpStats } from '../union/stats'
 import { binding } from './binding'
+import { layerOfCode } from './stat-pack'
 
 type FdioBinding = {
   fuse_native_strata_fdio_set(fh: number, fd: number): number
@@ -39,7 +41,52 @@ function opStats(op: 0 | 1): OpStats {
   return s
 }
 
-/** The binding's read and write counters, in the shape of the daemon's own. */
+/** The binding's read and write counters (and its opens and releases), in the shape of the daemon's own. */
 export function bindingIoStats(): Map<string, OpStats> {
-  return new Map([['read', opStats(0)], ['write', opStats(1)]])
+  return new Map([['read', opStats(0)], ['write', opStats(1)], ...bindingOpenStats()])
+}
+
+type RopenBinding = {
+  fuse_native_strata_layers(roots: Array<string | null>): number
+  fuse_native_strata_adopt(fh: number): [number, number, number, string] | null
+  fuse_native_strata_adopt_at(path: string, below: boolean): Array<[number, number, number, string]>
+  fuse_native_strata_ropen_counters(): [number, number, number, number]
+}
+const ropen = binding as unknown as RopenBinding
+
+const adopted = ([id, fd, code, path]: [number, number, number, string]): AdoptedHandle =>
+  ({ id, fd, rel: relFromFuse(path), layer: layerOfCode(code) })
+
+/**
+ * Read-only opens the binding serves itself (strata_ropen.h): a file a listing just showed is
+ * opened below its layer's root on the worker thread, never through a symlink, and its reads and
+ * release never reach JS. The handle table adopts such a handle when it needs it.
+ */
+export const bindingHandles: HandleSource = {
+  adopt: (id) => {
+    const a = ropen.fuse_native_strata_adopt(id)
+    return a ? adopted(a) : null
+  },
+  adoptAt: (rel, below) => ropen.fuse_native_strata_adopt_at(`/${rel}`, below).map(adopted),
+}
+
+/** The layer roots the binding opens files in: the upper (null: none), then each lower, top first. */
+export function setBindingLayers(upper: string | null, lowers: string[]): void {
+  const res = ropen.fuse_native_strata_layers([upper, ...lowers])
+  if (res < 0) throw new Error(`fuse binding: layer roots: errno ${-res}`)
+}
+
+/** Files the binding holds open for reading itself (not in the daemon's handle table). */
+export function bindingOpenFiles(): number {
+  return ropen.fuse_native_strata_ropen_counters()[3]
+}
+
+/** The binding's open and release counters (its read-only opens), in the shape of the daemon's own. */
+export function bindingOpenStats(): Map<string, OpStats> {
+  const [opens, releases] = ropen.fuse_native_strata_ropen_counters()
+  const open = new OpStats()
+  open.count = opens
+  const release = new OpStats()
+  release.count = releases
+  return new Map([['open', open], ['release', release]])
 }

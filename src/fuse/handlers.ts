@@ -13,9 +13,9 @@ import { joinRel, parentOf, relFromFuse } from '../sys/rel'
 import type { Caller, TaggedStat } from '../union/union-fs'
 import type { Router } from '../union/router'
 import { binding, opcode, signalFn as bindingSignal } from './binding'
-import { bindingFds, bindingIoStats } from './direct-io'
+import { bindingFds, bindingHandles, bindingIoStats, setBindingLayers } from './direct-io'
 import { toNegErrno } from './errno'
-import { packStat, packStatfs, packTypeOnly, STAT_NO_XATTRS, STAT_SLOTS } from './stat-pack'
+import { layerCode, packStat, packStatfs, packTypeOnly, STAT_LAYER_SHIFT, STAT_NO_XATTRS, STAT_SLOTS } from './stat-pack'
 import { ListingCache } from './listing-cache'
 import { ATTR_CACHE_MS } from './mount'
 
@@ -60,6 +60,8 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   const stats = fsys.stats
   // reads and writes of open files are answered by the binding (src/fuse/direct-io.ts)
   fsys.handles.mirror = bindingFds
+  fsys.handles.external = bindingHandles
+  setBindingLayers(fsys.union.upperRoot, fsys.union.lower.roots)
   stats.addSource('binding', bindingIoStats)
   const trace = log.isLevelEnabled('trace')
 
@@ -210,7 +212,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   const packListed = (dir: string, name: string, dtype: number, out: Uint32Array, at: number): boolean => {
     try {
       const rel = joinRel(dir, name)
-      const { ts, xattrFree } = fsys.listedAttrs(rel)
+      const { ts, xattrFree, fileLayer } = fsys.listedAttrs(rel)
       if (!ts.stable) {
         packTypeOnly(dtype, out, at)
         return false
@@ -221,6 +223,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
         return true
       }
       if (xattrFree) out[at + 23] = STAT_NO_XATTRS
+      if (fileLayer !== undefined) out[at + 23] = (out[at + 23] ?? 0) | (layerCode(fileLayer) << STAT_LAYER_SHIFT)
       return false
     } catch {
       packTypeOnly(dtype, out, at)

@@ -3,7 +3,7 @@
  * [mode, uid, gid, size lo/hi, dev, nlink, ino lo/hi, rdev, blksize, blocks lo/hi,
  *  atime sec lo/hi nsec, mtime sec lo/hi nsec, ctime sec lo/hi nsec, attr cache ms, flags].
  * Slot 22 is how long the kernel may cache these attributes (getattr answers and listings, 0:
- * not at all); slot 23 is read from listings only (STAT_NO_XATTRS).
+ * not at all); slot 23 is read from listings only (STAT_NO_XATTRS, the layer code).
  *
  * st_ino = (layer tag << 48) | host ino: stable across remounts of the same layer stack, unique in
  * the mount (host inos are unique per filesystem; each layer has its own tag), and the same for hard
@@ -16,6 +16,14 @@ import { ATTR_CACHE_MS } from './mount'
 export const STAT_SLOTS = 24
 /** slot 23 (a listing's stats only): flags; bit 0, the entry has no xattrs at all */
 export const STAT_NO_XATTRS = 1
+/**
+ * slot 23 bits 8-23: a regular file the binding may open for reading itself (its strata_ropen.h),
+ * and where: layer code 1 the upper, 2 + i lower layer i (0: not such a file)
+ */
+export const STAT_LAYER_SHIFT = 8
+export const layerCode = (layer: number): number => layer < 0 ? 1 : layer + 2
+/** The layer (-1: the upper) of a layer code. */
+export const layerOfCode = (code: number): number => code === 1 ? -1 : code - 2
 
 const TWO32 = 4294967296
 const TWO48 = 281474976710656

@@ -18,6 +18,30 @@ export interface FdMirror {
   close(fd: number): void
 }
 
+/** A handle the FUSE binding opened itself (for reading), handed over to this table. */
+export interface AdoptedHandle {
+  id: number
+  fd: number
+  rel: string
+  /** -1: the upper */
+  layer: number
+}
+
+/**
+ * Handles opened outside this table, by the FUSE binding (src/fuse/direct-io.ts): read-only opens
+ * of files a listing just showed, with ids from ID_LIMIT up. The binding serves their reads and
+ * release alone; anything else about one (an op on it, a copy-up, rename or unlink of its path)
+ * needs it here first, so the table adopts it then and it is a handle like any other from there.
+ */
+export interface HandleSource {
+  adopt(id: number): AdoptedHandle | null
+  /** the binding's handles at `rel` (and below it, with `below`) */
+  adoptAt(rel: string, below: boolean): AdoptedHandle[]
+}
+
+/** Ids this table gives out stay below this; the binding's own handles start here. */
+export const ID_LIMIT = 0x80000000
+
 export interface Handle {
   id: number
   fd: number
@@ -42,24 +66,39 @@ export class HandleTable {
   private readonly writers = new Map<string, number>()
   private next = 1
   mirror: FdMirror | null = null
+  external: HandleSource | null = null
 
   get size(): number {
     return this.byId.size
   }
 
   add(fd: number, rel: string, writable: boolean, upper: boolean, layer: number, volume?: number): Handle {
-    while (this.byId.has(this.next) || this.next === 0) this.next = (this.next + 1) >>> 0
+    while (this.byId.has(this.next) || this.next === 0) this.next = (this.next + 1) % ID_LIMIT
     const h: Handle = { id: this.next, fd, rel, writable, upper, layer, pending: 0, retired: [], released: false }
     if (volume !== undefined) h.volume = volume
     this.byId.set(h.id, h)
-    this.next = (this.next + 1) >>> 0
+    this.next = (this.next + 1) % ID_LIMIT
     this.countWriter(h, 1)
     this.mirror?.set(h.id, fd)
     return h
   }
 
   get(id: number): Handle | undefined {
-    return this.byId.get(id)
+    const h = this.byId.get(id)
+    if (h || id < ID_LIMIT || !this.external) return h
+    const a = this.external.adopt(id)
+    return a ? this.take(a) : undefined
+  }
+
+  private take(a: AdoptedHandle): Handle {
+    const h: Handle = { id: a.id, fd: a.fd, rel: a.rel, writable: false, upper: a.layer < 0, layer: a.layer, pending: 0, retired: [], released: false }
+    this.byId.set(h.id, h)
+    this.mirror?.set(h.id, h.fd)
+    return h
+  }
+
+  private adoptAt(rel: string, below: boolean): void {
+    if (this.external) for (const a of this.external.adoptAt(rel, below)) this.take(a)
   }
 
   release(id: number): void {
@@ -95,11 +134,13 @@ export class HandleTable {
 
   /** Union (not volume) handles whose merged path is `rel`. */
   *at(rel: string): Iterable<Handle> {
+    this.adoptAt(rel, false)
     for (const h of this.byId.values()) if (h.rel === rel && h.volume === undefined) yield h
   }
 
   /** Renames `from` (and everything below it) to `to` in every handle's path. */
   moved(from: string, to: string): void {
+    this.adoptAt(from, true)
     for (const h of this.byId.values()) {
       if (h.rel !== from && !h.rel.startsWith(`${from}/`)) continue
       this.countWriter(h, -1)

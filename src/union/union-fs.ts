@@ -78,6 +78,8 @@ export interface UnionOptions {
 export interface ListedAttrs {
   ts: TaggedStat
   xattrFree: boolean
+  /** a regular file the binding may open for reading itself: its layer (-1: the upper) */
+  fileLayer?: number
 }
 
 /** Approximate bytes of a cached Node (object, its path, the LRU's slot). */
@@ -289,9 +291,10 @@ export class UnionFs {
     }
     const ts = this.statNode(node)
     if (!ts.stable) return { ts, xattrFree: false }
-    if (node.upper) return { ts, xattrFree: host.listxattr(this.upperAbs(rel)).length === 0 }
+    const file = node.type === host.S_IFREG && !this.hidden.has(rel) ? { fileLayer: node.upper ? -1 : node.layer } : {}
+    if (node.upper) return { ts, xattrFree: host.listxattr(this.upperAbs(rel)).length === 0, ...file }
     const entry = this.lower.lookup(rel)
-    return { ts, xattrFree: entry !== null && this.lower.xattrFree(rel, entry) }
+    return { ts, xattrFree: entry !== null && this.lower.xattrFree(rel, entry), ...file }
   }
 
   readlink(rel: string): string {
