@@ -142,7 +142,7 @@ print('ok')`, m.mnt)
 t.test('a file a listing showed is opened for reading by the binding; copy-up, rename and unlink keep overlayfs semantics', async (t) => {
   const d = makeDirs(t)
   const low = d.lowers[1]!
-  const files: Record<string, string> = { data1: 'a', data2: 'b', data3: 'c', data4: 'd', data5: 'e', data8: 'h', data9: 'i' }
+  const files: Record<string, string> = { data1: 'a', data2: 'b', data3: 'c', data4: 'd', data5: 'e', data8: 'h', data9: 'i', data10: 'j' }
   for (const [dir, f] of Object.entries(files)) {
     fs.mkdirSync(`${low}/${dir}`)
     fs.writeFileSync(`${low}/${dir}/${f}`, `lower ${f}\n`)
@@ -218,6 +218,22 @@ t.test('a file a listing showed is opened for reading by the binding; copy-up, r
   t.ok(u.byBinding, 'a listed upper file: opened by the binding')
   t.equal(pread(u.fd), 'upper u\n')
   fs.closeSync(u.fd)
+
+  // changes to other files (a copy-up, a new file, a write) leave a listed file to the binding
+  fs.readdirSync(`${m.mnt}/data10`)
+  fs.chmodSync(`${m.mnt}/data1/a`, 0o600)
+  fs.writeFileSync(`${m.mnt}/data6/new`, 'new')
+  const j = fs.openSync(`${m.mnt}/data10/j`, 'r')
+  const k = openListed('data10', 'j')
+  t.ok(k.byBinding, 'a chmod, a create and a write of other files since the listing: still the binding\'s')
+  t.equal(pread(k.fd), 'lower j\n')
+  fs.closeSync(k.fd)
+  fs.closeSync(j)
+  fs.chmodSync(`${m.mnt}/data10/j`, 0o600)
+  const jj = openListed('data10', 'j')
+  t.notOk(jj.byBinding, 'a chmod of the file itself (a copy-up): its open goes to JS')
+  t.equal(pread(jj.fd), 'lower j\n')
+  fs.closeSync(jj.fd)
 
   fs.readdirSync(`${m.mnt}/data8`)
   fs.renameSync(`${m.mnt}/data9/i`, `${m.mnt}/data9/i2`)
