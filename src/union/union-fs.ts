@@ -291,10 +291,10 @@ export class UnionFs {
     }
     const ts = this.statNode(node)
     if (!ts.stable) return { ts, xattrFree: false }
-    const file = node.type === host.S_IFREG && !this.hidden.has(rel) ? { fileLayer: node.upper ? -1 : node.layer } : {}
-    if (node.upper) return { ts, xattrFree: host.listxattr(this.upperAbs(rel)).length === 0, ...file }
+    const fileLayer = node.type !== host.S_IFREG || this.hidden.has(rel) ? undefined : node.upper ? -1 : node.layer
+    if (node.upper) return { ts, xattrFree: host.listxattr(this.upperAbs(rel)).length === 0, fileLayer }
     const entry = this.lower.lookup(rel)
-    return { ts, xattrFree: entry !== null && this.lower.xattrFree(rel, entry), ...file }
+    return { ts, xattrFree: entry !== null && this.lower.xattrFree(rel, entry), fileLayer }
   }
 
   readlink(rel: string): string {

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process'
 import t from 'tap'
 import { mountUnion, strataStats } from '../helpers/mounts'
 import { tempDir } from '../helpers/tmp'
-import { daemonPids, lowersUnchanged, makeDirs, mountDirs, py } from './util'
+import { daemonPids, lowersUnchanged, makeDirs, mountDirs, py, waitFor } from './util'
 
 
 interface Stats {
@@ -172,14 +172,11 @@ t.test('a file a listing showed is opened for reading by the binding; copy-up, r
   const a = openListed('data1', 'a')
   t.ok(a.byBinding, 'a listed lower file: opened by the binding, not JS')
   t.equal(pread(a.fd), 'lower a\n', 'reads its bytes')
-  const releasesBefore = stats(m.mnt).servedBy.binding?.release ?? 0
+  const releases = (): number => stats(m.mnt).servedBy.binding?.release ?? 0
+  const releasesBefore = releases()
   fs.closeSync(a.fd)
-  let releases = releasesBefore
-  for (let i = 0; i < 50 && releases === releasesBefore; i++) {
-    await new Promise((res) => setTimeout(res, 20))
-    releases = stats(m.mnt).servedBy.binding?.release ?? 0
-  }
-  t.equal(releases, releasesBefore + 1, 'and released by the binding')
+  await waitFor(() => releases() > releasesBefore) // the release reaches the daemon after close(2) returns
+  t.equal(releases(), releasesBefore + 1, 'and released by the binding')
 
   const b = openListed('data2', 'b')
   t.ok(b.byBinding, 'opened by the binding')
@@ -217,7 +214,7 @@ t.test('a file a listing showed is opened for reading by the binding; copy-up, r
   fs.writeFileSync(`${m.mnt}/data6/u`, 'upper u\n')
   // its writer's release reaches the daemon after close(2) returns; listed before that, it would
   // be listed as a file open for writing (attributes not to keep, not for the binding to open)
-  for (let i = 0; i < 50 && strataStats<{ openHandles: number }>(m.mnt).openHandles > 0; i++) await new Promise((res) => setTimeout(res, 20))
+  await waitFor(() => strataStats<{ openHandles: number }>(m.mnt).openHandles === 0)
   const u = openListed('data6', 'u')
   t.ok(u.byBinding, 'a listed upper file: opened by the binding')
   t.equal(pread(u.fd), 'upper u\n')
@@ -282,12 +279,8 @@ ts = [threading.Thread(target=work, args=(k,)) for k in range(8)]
 print('bad', bad)`, m.mnt)
   t.equal(r.stdout.trim(), 'bad []', r.stderr)
   t.ok((stats(m.mnt).servedBy.binding?.open ?? 0) - before >= 700, 'most of the 800 opens were the binding\'s')
-  let now = fdCount()
-  for (let i = 0; i < 50 && now > baseline; i++) {
-    await new Promise((res) => setTimeout(res, 100))
-    now = fdCount()
-  }
-  t.equal(now, baseline, 'the daemon holds no fd for the 800 closed files')
+  await waitFor(() => fdCount() <= baseline)
+  t.equal(fdCount(), baseline, 'the daemon holds no fd for the 800 closed files')
   t.equal(strataStats<{ openHandles: number }>(m.mnt).openHandles, 0, 'and counts no open file')
 })
 
