@@ -90,6 +90,11 @@ export class HandleTable {
     return a ? this.take(a) : undefined
   }
 
+  /** The handle `id` if this table holds it (no adoption: for a handle being released). */
+  peek(id: number): Handle | undefined {
+    return this.byId.get(id)
+  }
+
   private take(a: AdoptedHandle): Handle {
     const h: Handle = { id: a.id, fd: a.fd, rel: a.rel, writable: false, upper: a.layer < 0, layer: a.layer, pending: 0, retired: [], released: false }
     this.byId.set(h.id, h)
@@ -136,6 +141,13 @@ export class HandleTable {
   *at(rel: string): Iterable<Handle> {
     this.adoptAt(rel, false)
     for (const h of this.byId.values()) if (h.rel === rel && h.volume === undefined) yield h
+  }
+
+  /** Some handle (a union or a volume one) is open at merged path `rel`. */
+  openAt(rel: string): boolean {
+    this.adoptAt(rel, false)
+    for (const h of this.byId.values()) if (h.rel === rel) return true
+    return false
   }
 
   /** Renames `from` (and everything below it) to `to` in every handle's path. */

@@ -7,6 +7,7 @@ import { fsError } from '../sys/errors'
 import * as host from '../sys/hostfs'
 import { isWithin, joinRel } from '../sys/rel'
 import type { Handle } from './handles'
+import { isLibfuseHidden, RemovedHiddenNames } from './hidden-names'
 import type { Caller, ListedAttrs, TaggedStat, UnionFs } from './union-fs'
 import { VolumeFs, type VolumeSpec } from './volume-fs'
 
@@ -19,6 +20,7 @@ export class Router {
   readonly volumes: VolumeFs[]
   private readonly dirHandles = new Map<number, string>()
   private nextDir = 1
+  private readonly removedHidden = new RemovedHiddenNames()
 
   constructor(readonly union: UnionFs, specs: VolumeSpec[] = []) {
     // Longest mountpoint first, so nested volumes win over the volume they sit in.
@@ -138,7 +140,21 @@ export class Router {
   }
 
   release(id: number): void {
+    const rel = this.handles.peek(id)?.rel
     this.union.release(id)
+    if (rel !== undefined) this.removeHiddenIfClosed(rel)
+  }
+
+  /**
+   * A hidden file (hidden-names.ts) with no handle left open is removed here, in case libfuse's
+   * own unlink of it was lost to the race described there.
+   */
+  private removeHiddenIfClosed(rel: string): void {
+    if (!isLibfuseHidden(rel) || this.handles.openAt(rel)) return
+    const t = this.pick(rel)
+    if (t) t.vol.unlinkNow(t.sub)
+    else if (!this.union.dropHidden(rel)) return
+    this.removedHidden.add(rel)
   }
 
   handle(id: number): Handle {
@@ -154,9 +170,16 @@ export class Router {
     return { vol: a.vol, a: a.sub, b: b.sub }
   }
 
-  rename(from: string, to: string): Promise<void> {
+  async rename(from: string, to: string): Promise<void> {
     const p = this.pair(from, to, 'rename')
-    return p ? p.vol.rename(p.a, p.b) : this.union.rename(from, to)
+    if (p) {
+      await p.vol.rename(p.a, p.b)
+      this.handles.moved(from, to)
+    } else {
+      await this.union.rename(from, to)
+    }
+    // libfuse hides a file it saw open; if its last release came meanwhile, nothing unlinks it
+    this.removeHiddenIfClosed(to)
   }
 
   link(from: string, to: string): Promise<void> {
@@ -185,6 +208,7 @@ export class Router {
   }
 
   unlink(rel: string): Promise<void> {
+    if (this.removedHidden.take(rel)) return Promise.resolve()
     const t = this.pick(rel)
     return t ? t.vol.unlink(t.sub) : this.union.unlink(rel)
   }

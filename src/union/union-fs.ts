@@ -28,6 +28,7 @@ import { absIn, baseOf, isWithin, joinRel, parentOf } from '../sys/rel'
 import { DT_DIR, LowerTree } from '../layers/lower-tree'
 import { escapeXattr, isOpaqueValue, isWhiteout, OPAQUE_XATTR, unescapeXattr, WH_PREFIX } from '../layers/whiteout'
 import { copyUpAsLink, copyUpDir, copyUpEntry, WorkDir } from '../cow/copy-up'
+import { isLibfuseHidden } from './hidden-names'
 import { HandleTable, type Handle } from './handles'
 import { UnionStats } from './stats'
 
@@ -37,13 +38,12 @@ const O_ACCMODE = 3
 const OPAQUE_VALUE = Buffer.from('y')
 const NAME_MAX = 255
 /**
- * libfuse (without hard_remove) renames a file that is unlinked while open to `.fuse_hidden*` in
- * the same directory and unlinks that name on the last close. stratafs carries out that rename by
- * moving the file into the work dir (or, for a lower file, just remembering it), so the file keeps
- * answering fstat/fchmod/... while nothing of it appears in the upper, and a crash leaves it only in
- * the work dir, which is emptied at the next mount.
+ * libfuse (without hard_remove) renames a file that is unlinked while open to a hidden name
+ * (src/union/hidden-names.ts). stratafs carries out that rename by moving the file into the work
+ * dir (or, for a lower file, just remembering it), so the file keeps answering fstat/fchmod/...
+ * while nothing of it appears in the upper, and a crash leaves it only in the work dir, which is
+ * emptied at the next mount.
  */
-const HIDDEN_PREFIX = '.fuse_hidden'
 
 interface HiddenFile {
   abs: string
@@ -615,12 +615,7 @@ export class UnionFs {
 
   async unlink(rel: string): Promise<void> {
     this.writable(rel)
-    const h = this.hidden.get(rel)
-    if (h) {
-      this.hidden.delete(rel)
-      if (h.own) host.unlink(h.abs)
-      return
-    }
+    if (this.dropHidden(rel)) return
     await this.settle(rel)
     const node = this.resolve(rel)
     if (node.type === host.S_IFDIR) throw fsError('EISDIR', 'unlink', rel)
@@ -639,6 +634,15 @@ export class UnionFs {
       this.whiteoutAt(this.upperAbs(rel))
     }
     this.forget(rel)
+  }
+
+  /** Forgets the hidden file at `rel` and deletes its own copy; false if `rel` is not one. */
+  dropHidden(rel: string): boolean {
+    const h = this.hidden.get(rel)
+    if (!h) return false
+    this.hidden.delete(rel)
+    if (h.own) host.unlink(h.abs)
+    return true
   }
 
   async rmdir(rel: string): Promise<void> {
@@ -667,7 +671,7 @@ export class UnionFs {
     this.forget(rel)
   }
 
-  /** libfuse's rename of an open file being unlinked to `.fuse_hidden*` (see HIDDEN_PREFIX). */
+  /** libfuse's rename of an open file being unlinked to a hidden name (see HiddenFile). */
   private async hide(from: string, to: string): Promise<void> {
     await this.settle(from)
     const node = this.resolve(from)
@@ -689,7 +693,7 @@ export class UnionFs {
   async rename(from: string, to: string): Promise<void> {
     this.writable(from)
     if (from === to) return
-    if (baseOf(to).startsWith(HIDDEN_PREFIX)) return this.hide(from, to)
+    if (isLibfuseHidden(to)) return this.hide(from, to)
     if (from === '' || to === '') throw fsError('EBUSY', 'rename', from)
     if (isWithin(to, from)) throw fsError('EINVAL', 'rename', from)
     const toName = baseOf(to)

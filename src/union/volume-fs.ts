@@ -140,6 +140,11 @@ export class VolumeFs {
   }
 
   async unlink(sub: string): Promise<void> {
+    this.unlinkNow(sub)
+  }
+
+  /** unlink, done before returning (for a release, which does not wait). */
+  unlinkNow(sub: string): void {
     this.writable(sub)
     this.notRoot(sub, 'unlink')
     host.unlink(this.abs(sub))
