@@ -2,36 +2,53 @@
  * Reads and writes answered by the binding on libfuse's worker threads (patches/README.md,
  * strata_fdio.c). Sent here, a read or write crossed to the JS thread, to libuv's threadpool and
  * back: four thread hand-offs per 4 KiB, most of a random write's time on a small VM. The binding
- * does the pread/pwrite itself on the handle's host fd; JS still decides everything else about a
- * handle (open, copy-up and retarget, release) and keeps the binding in step through the handle
- * table's mirror, which also closes the fds (after the binding's reads and writes on them). Its
- * counters join `strata stats` under `read` and `write`.
+ * does the pread/pwrite itself on the handle's host fd, and the chmod/chown/utimes of a file open
+ * for writing on that fd too (attrTag); JS still decides everything else about a handle (open,
+ * copy-up and retarget, release) and keeps the binding in step through the handle table's
+ * mirror, which also closes the fds (after the binding's reads and writes on them). Its counters
+ * join `strata stats` under `read`, `write` and `setattr`.
  */
 import * as os from 'node:os'
-import type { AdoptedHandle, FdMirror, HandleSource } from '../union/handles'
+import type { AdoptedHandle, FdMirror, Handle, HandleSource } from '../union/handles'
+import { isLibfuseHidden } from '../union/hidden-names'
+import { VOLUME_TAG } from '../union/router'
+import { UPPER_TAG } from '../union/union-fs'
 import { relFromFuse } from '../sys/rel'
 import { OpStats } from '../union/stats'
 import { binding } from './binding'
+import { ATTR_CACHE_MS } from './mount'
 import { layerOfCode } from './stat-pack'
 
 type FdioBinding = {
-  fuse_native_strata_fdio_set(fh: number, fd: number): number
+  fuse_native_strata_fdio_set(fh: number, fd: number, attrTag: number, attrTtlMs: number): number
   fuse_native_strata_fdio_close(fd: number): void
   fuse_native_strata_fdio_counters(op: number): number[]
 }
 const fdio = binding as unknown as FdioBinding
 
+/**
+ * The ino tag the binding answers a SETATTR through handle `h` with, after doing it on the fd
+ * (strata_fdio_setattr), or 0 for JS to do it: a handle open for writing is of the file itself
+ * (opened in the upper after its copy-up, or in a volume). A hidden file (unlinked while open)
+ * stays with JS, whose answers for it are never cached.
+ */
+function attrTag(h: Handle): number {
+  if (!h.writable || isLibfuseHidden(h.rel)) return 0
+  if (h.volume !== undefined) return VOLUME_TAG + h.volume
+  return h.upper ? UPPER_TAG : 0
+}
+
 export const bindingFds: FdMirror = {
   // a handle the binding could not register (out of memory) is served by JS: nothing to report
-  set: (id, fd) => { fdio.fuse_native_strata_fdio_set(id, fd) },
-  drop: (id) => { fdio.fuse_native_strata_fdio_set(id, -1) },
+  set: (h) => { fdio.fuse_native_strata_fdio_set(h.id, h.fd, attrTag(h), h.volume === undefined ? ATTR_CACHE_MS : 0) },
+  drop: (id) => { fdio.fuse_native_strata_fdio_set(id, -1, 0, 0) },
   close: (fd) => { fdio.fuse_native_strata_fdio_close(fd) },
 }
 
 const BUCKETS = 41
 const errnoNames = new Map<number, string>(Object.entries(os.constants.errno).map(([name, n]) => [n, name]))
 
-function opStats(op: 0 | 1): OpStats {
+function opStats(op: 0 | 1 | 2): OpStats {
   const raw = fdio.fuse_native_strata_fdio_counters(op)
   const s = new OpStats()
   s.count = raw[0]!
@@ -41,9 +58,13 @@ function opStats(op: 0 | 1): OpStats {
   return s
 }
 
-/** The binding's read and write counters (and its opens and releases), in the shape of the daemon's own. */
+/**
+ * The binding's read, write and setattr counters (and its opens and releases), in the shape of the
+ * daemon's own. A setattr the binding does is one request (a chmod, chown and utimens at once, as
+ * the kernel sends them); JS counts the ops libfuse splits one into.
+ */
 export function bindingIoStats(): Map<string, OpStats> {
-  return new Map([['read', opStats(0)], ['write', opStats(1)], ...bindingOpenStats()])
+  return new Map([['read', opStats(0)], ['write', opStats(1)], ['setattr', opStats(2)], ...bindingOpenStats()])
 }
 
 type RopenBinding = {

@@ -13,7 +13,8 @@ import * as fs from 'node:fs'
  * closes the fds too, when its own reads and writes on them are done.
  */
 export interface FdMirror {
-  set(id: number, fd: number): void
+  /** (re)registers h.fd for handle h.id, and what h is now (writable? hidden?) */
+  set(h: Handle): void
   drop(id: number): void
   close(fd: number): void
 }
@@ -79,7 +80,7 @@ export class HandleTable {
     this.byId.set(h.id, h)
     this.next = (this.next + 1) % ID_LIMIT
     this.countWriter(h, 1)
-    this.mirror?.set(h.id, fd)
+    this.mirror?.set(h)
     return h
   }
 
@@ -98,7 +99,7 @@ export class HandleTable {
   private take(a: AdoptedHandle): Handle {
     const h: Handle = { id: a.id, fd: a.fd, rel: a.rel, writable: false, upper: a.layer < 0, layer: a.layer, pending: 0, retired: [], released: false }
     this.byId.set(h.id, h)
-    this.mirror?.set(h.id, h.fd)
+    this.mirror?.set(h)
     return h
   }
 
@@ -133,7 +134,7 @@ export class HandleTable {
     h.fd = fd
     h.upper = upper
     h.layer = layer
-    this.mirror?.set(h.id, fd)
+    this.mirror?.set(h)
     this.closeIdle(h)
   }
 
@@ -158,6 +159,7 @@ export class HandleTable {
       this.countWriter(h, -1)
       h.rel = to + h.rel.slice(from.length)
       this.countWriter(h, 1)
+      this.mirror?.set(h) // its attributes answer differently once it is hidden
     }
   }
 

@@ -12,7 +12,7 @@ import type { Caller, ListedAttrs, TaggedStat, UnionFs } from './union-fs'
 import { VolumeFs, type VolumeSpec } from './volume-fs'
 
 /** ino tags of volumes: far above any lower layer's. */
-const VOLUME_TAG = 0xf000
+export const VOLUME_TAG = 0xf000
 
 type Target = { vol: VolumeFs, sub: string } | null
 

@@ -52,7 +52,7 @@ interface HiddenFile {
   layer: number
 }
 /** ino tag (top 16 bits of st_ino) of the upper; lower layer i gets LOWER_TAG + i. */
-const UPPER_TAG = 1
+export const UPPER_TAG = 1
 const LOWER_TAG = 2
 
 export interface Caller {
