@@ -31,6 +31,8 @@ export interface StratafsArgs {
   maxNodes: number
   /** µs the daemon polls for the next request after answering one before it sleeps (0: never) */
   spinUs: number
+  /** files open for writing are read and written by the kernel (FUSE passthrough) where it allows */
+  passthrough: boolean
   /** mount flag words passed on to libfuse (dev, suid, ...) */
   mountFlags: string[]
   /** data volumes: host dir SOURCE served at DEST inside the merged view (strata's own option) */
@@ -93,7 +95,7 @@ export function splitLowerdir(v: string): string[] {
 export function parseArgs(argv: string[]): StratafsArgs {
   const a: StratafsArgs = {
     source: null, mountpoint: '', lowers: [], upper: null, work: null, foreground: false, debug: false,
-    logLevel: null, logFile: null, readOnly: false, fsync: true, maxNodes: DEFAULT_MAX_NODES, spinUs: DEFAULT_SPIN_US, mountFlags: [], volumes: [], ignored: [], help: false, version: false,
+    logLevel: null, logFile: null, readOnly: false, fsync: true, maxNodes: DEFAULT_MAX_NODES, spinUs: DEFAULT_SPIN_US, passthrough: true, mountFlags: [], volumes: [], ignored: [], help: false, version: false,
   }
   const positional: string[] = []
   const optionStrings: string[] = []
@@ -164,6 +166,10 @@ function applyOption(a: StratafsArgs, item: string): void {
       a.spinUs = Number(v)
       return
     }
+    case 'passthrough':
+      if (val !== '0' && val !== '1') throw new UsageError(`passthrough takes 0 or 1, not "${val ?? ''}"`)
+      a.passthrough = val === '1'
+      return
   }
   if (key === 'remount') {
     throw new UsageError('remount is not supported: unmount (fusermount3 -u MNT) and mount again, with -o ro for a read-only view; the upper keeps every change')
@@ -211,6 +217,8 @@ options:
   spin_us=N          after answering a request, poll up to N microseconds for the next one before
                      sleeping (default 100; 0: never; off with one CPU): waking a sleeping thread
                      costs tens of microseconds on VMs, twice per request that JS answers
+  passthrough=0      files open for writing are read and written by the daemon, not by the
+                     kernel itself (default 1: FUSE passthrough where the kernel allows it)
   dev,suid,...       mount flag words are passed on; defaults are dev,suid
   -f                 stay in the foreground;  -d  debug output (implies -f)
   --log-level L      trace|debug|info|warn|error (default warn, or $STRATA_LOG)

@@ -23,6 +23,7 @@ export interface FuseBinding {
   fuse_native_strata_new_dir_negatives(ms: number): void
   /** whether the kernel may keep directory listings (FOPEN_CACHE_DIR); not with data volumes */
   fuse_native_strata_keep_listings(on: number): void
+  fuse_native_strata_passthrough(on: number): void
   /** the kernel's kept listing of this directory ("/a/b") shows an inode number a copy-up changed */
   fuse_native_strata_listing_stale(dir: string): void
   [name: string]: unknown

@@ -2,11 +2,11 @@
  * Reads and writes answered by the binding on libfuse's worker threads (patches/README.md,
  * strata_fdio.c). Sent here, a read or write crossed to the JS thread, to libuv's threadpool and
  * back: four thread hand-offs per 4 KiB, most of a random write's time on a small VM. The binding
- * does the pread/pwrite itself on the handle's host fd, and the chmod/chown/utimes of a file open
- * for writing on that fd too (attrTag); JS still decides everything else about a handle (open,
+ * does the pread/pwrite itself on the handle's host fd, and the chmod/chown/utimes and stat of a
+ * file open for writing on that fd too (attrTag); JS still decides everything else about a handle (open,
  * copy-up and retarget, release) and keeps the binding in step through the handle table's
  * mirror, which also closes the fds (after the binding's reads and writes on them). Its counters
- * join `strata stats` under `read`, `write` and `setattr`.
+ * join `strata stats` under `read`, `write`, `setattr` and `getattr`.
  */
 import * as os from 'node:os'
 import type { AdoptedHandle, FdMirror, Handle, HandleSource } from '../union/handles'
@@ -16,11 +16,10 @@ import { UPPER_TAG } from '../union/union-fs'
 import { relFromFuse } from '../sys/rel'
 import { OpStats } from '../union/stats'
 import { binding } from './binding'
-import { ATTR_CACHE_MS } from './mount'
 import { layerOfCode } from './stat-pack'
 
 type FdioBinding = {
-  fuse_native_strata_fdio_set(fh: number, fd: number, attrTag: number, attrTtlMs: number): number
+  fuse_native_strata_fdio_set(fh: number, fd: number, attrTag: number): number
   fuse_native_strata_fdio_close(fd: number): void
   fuse_native_strata_fdio_counters(op: number): number[]
 }
@@ -40,15 +39,15 @@ function attrTag(h: Handle): number {
 
 export const bindingFds: FdMirror = {
   // a handle the binding could not register (out of memory) is served by JS: nothing to report
-  set: (h) => { fdio.fuse_native_strata_fdio_set(h.id, h.fd, attrTag(h), h.volume === undefined ? ATTR_CACHE_MS : 0) },
-  drop: (id) => { fdio.fuse_native_strata_fdio_set(id, -1, 0, 0) },
+  set: (h) => { fdio.fuse_native_strata_fdio_set(h.id, h.fd, attrTag(h)) },
+  drop: (id) => { fdio.fuse_native_strata_fdio_set(id, -1, 0) },
   close: (fd) => { fdio.fuse_native_strata_fdio_close(fd) },
 }
 
 const BUCKETS = 41
 const errnoNames = new Map<number, string>(Object.entries(os.constants.errno).map(([name, n]) => [n, name]))
 
-function opStats(op: 0 | 1 | 2): OpStats {
+function opStats(op: 0 | 1 | 2 | 3): OpStats {
   const raw = fdio.fuse_native_strata_fdio_counters(op)
   const s = new OpStats()
   s.count = raw[0]!
@@ -59,12 +58,13 @@ function opStats(op: 0 | 1 | 2): OpStats {
 }
 
 /**
- * The binding's read, write and setattr counters (and its opens and releases), in the shape of the
- * daemon's own. A setattr the binding does is one request (a chmod, chown and utimens at once, as
- * the kernel sends them); JS counts the ops libfuse splits one into.
+ * The binding's read, write, setattr and getattr counters (and its opens and releases), in the
+ * shape of the daemon's own. A setattr the binding does is one request (a chmod, chown and utimens
+ * at once, as the kernel sends them); JS counts the ops libfuse splits one into. Its getattrs are
+ * those of files open for writing (an fstat of the handle's fd).
  */
 export function bindingIoStats(): Map<string, OpStats> {
-  return new Map([['read', opStats(0)], ['write', opStats(1)], ['setattr', opStats(2)], ...bindingOpenStats()])
+  return new Map([['read', opStats(0)], ['write', opStats(1)], ['setattr', opStats(2)], ['getattr', opStats(3)], ...bindingOpenStats()])
 }
 
 type RopenBinding = {
@@ -95,6 +95,20 @@ export const bindingHandles: HandleSource = {
 export function setBindingLayers(upper: string | null, lowers: string[]): void {
   const res = ropen.fuse_native_strata_layers([upper, ...lowers])
   if (res < 0) throw new Error(`fuse binding: layer roots: errno ${-res}`)
+}
+
+type PassBinding = { fuse_native_strata_pass_counters(): [number, number, number] }
+const pass = binding as unknown as PassBinding
+
+/**
+ * Opens the kernel serves by passthrough (strata_pass.h): files open for writing, and every
+ * other open of them meanwhile. Their reads and writes never reach the daemon, so they are in no
+ * `read` or `write` count. `backingFiles`: inodes passing through now; `refused`: registrations
+ * the kernel refused (not permitted here, or an upper that stacks on another filesystem).
+ */
+export function passthroughStats(): { opens: number, backingFiles: number, refused: number } {
+  const [opens, backingFiles, refused] = pass.fuse_native_strata_pass_counters()
+  return { opens, backingFiles, refused }
 }
 
 /** Files the binding holds open for reading itself (not in the daemon's handle table). */

@@ -72,6 +72,8 @@ export interface FuseMountOptions {
    * while JS is still working on a request (its answer wakes the loop anyway).
    */
   spinUs: number
+  /** ask the kernel for FUSE passthrough (src/fuse/direct-io.ts) */
+  passthrough: boolean
 }
 
 type NodeBinding = {
@@ -141,6 +143,7 @@ export function mountFuse(mnt: string, table: (onInit: () => void) => HandlerTab
   binding.fuse_native_strata_init_flags(FUSE_POSIX_ACL | FUSE_DO_READDIRPLUS | (opts.hasVolumes ? 0 : FUSE_CACHE_SYMLINKS))
   binding.fuse_native_strata_new_dir_negatives(negativeTimeoutSec(opts) * 1000)
   binding.fuse_native_strata_keep_listings(opts.hasVolumes ? 0 : 1)
+  binding.fuse_native_strata_passthrough(opts.passthrough ? 1 : 0)
   const spinNs = os.availableParallelism() > 1 ? opts.spinUs * 1000 : 0
   nodeBinding.fuse_native_strata_spin(spinNs, spinNs / 2)
   if (nodeBinding.fuse_native_strata_max_nodes(opts.maxNodes) < 0) throw new Error('out of memory for the max_nodes table')

@@ -29,6 +29,8 @@ export interface UnionDirs {
   upper?: string
   work?: string
   mnt: string
+  /** more stratafs options (-o), e.g. passthrough=0 */
+  options?: string[]
 }
 
 export interface Mounted extends UnionDirs {
@@ -79,6 +81,7 @@ export function optionString(d: UnionDirs, target: Target): string {
   const parts = [`lowerdir=${d.lowers.join(':')}`]
   if (d.upper !== undefined) parts.push(`upperdir=${d.upper}`, `workdir=${d.work ?? ''}`)
   if (target === 'kernel') parts.push('redirect_dir=off', 'index=off', 'metacopy=off')
+  if (target === 'stratafs') parts.push(...(d.options ?? []))
   return parts.join(',')
 }
 

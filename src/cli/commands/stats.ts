@@ -8,7 +8,8 @@ import { out, printJson } from './common'
 interface OpStat { count: number, meanUs: number, errors: Record<string, number> }
 interface Stats {
   pid: number, uptimeSec: number, openHandles: number, memory: { rss: number }, kernelNodes?: { held: number, max: number, pruned: number, pruneRefused: boolean },
-  ops: Record<string, OpStat>, servedBy?: Record<string, Record<string, number>>, copyUps: { count: number, bytes: number }, nodeCache: { hits: number, misses: number }
+  ops: Record<string, OpStat>, servedBy?: Record<string, Record<string, number>>, copyUps: { count: number, bytes: number }, nodeCache: { hits: number, misses: number },
+  passthrough?: { opens: number, backingFiles: number, refused: number }
 }
 
 export function statsCommand(): Command {
@@ -29,6 +30,10 @@ export function statsCommand(): Command {
         const k = s.kernelNodes
         const bound = !k.max ? 'no bound' : k.pruneRefused ? `bound ${k.max} not enforced: this kernel cannot prune (Linux < 6.18)` : `bound ${k.max}, ${k.pruned} pruned`
         out(`inodes held by the kernel ${k.held} (${bound})`)
+      }
+      if (s.passthrough) {
+        const p = s.passthrough
+        out(`passthrough opens ${p.opens} (their reads and writes are the kernel's, counted nowhere here), ${p.backingFiles} files now, ${p.refused} refused`)
       }
       out(`copy-ups ${s.copyUps.count} (${(s.copyUps.bytes / 2 ** 20).toFixed(1)} MiB), node cache ${s.nodeCache.hits} hits / ${s.nodeCache.misses} misses`)
       out('op            count    mean µs  errors')
