@@ -3,8 +3,9 @@
  * strata_fdio.c). Sent here, a read or write crossed to the JS thread, to libuv's threadpool and
  * back: four thread hand-offs per 4 KiB, most of a random write's time on a small VM. The binding
  * does the pread/pwrite itself on the handle's host fd, and the chmod/chown/utimes and stat of a
- * file open for writing on that fd too (attrTag); JS still decides everything else about a handle (open,
- * copy-up and retarget, release) and keeps the binding in step through the handle table's
+ * file open for writing on that fd too (attrTag); where the kernel allows, such a file's reads and
+ * writes are the kernel's own (passthrough). JS still decides everything else about a handle
+ * (open, copy-up and retarget, release) and keeps the binding in step through the handle table's
  * mirror, which also closes the fds (after the binding's reads and writes on them). Its counters
  * join `strata stats` under `read`, `write`, `setattr` and `getattr`.
  */
@@ -26,10 +27,11 @@ type FdioBinding = {
 const fdio = binding as unknown as FdioBinding
 
 /**
- * The ino tag the binding answers a SETATTR through handle `h` with, after doing it on the fd
- * (strata_fdio_setattr), or 0 for JS to do it: a handle open for writing is of the file itself
- * (opened in the upper after its copy-up, or in a volume). A hidden file (unlinked while open)
- * stays with JS, whose answers for it are never cached.
+ * The ino tag the binding answers a SETATTR or GETATTR of `h`'s inode with, after doing it on the
+ * fd (strata_fdio_attrs), or 0 for JS to: a handle open for writing is of the file itself (opened
+ * in the upper after its copy-up, or in a volume), and such a handle may also start passthrough
+ * (strata_pass.h). A hidden file (unlinked while open) stays with JS, whose answers for it are
+ * never cached.
  */
 function attrTag(h: Handle): number {
   if (!h.writable || isLibfuseHidden(h.rel)) return 0

@@ -147,14 +147,18 @@ export class Router {
 
   /**
    * A hidden file (hidden-names.ts) with no handle left open is removed here, in case libfuse's
-   * own unlink of it was lost to the race described there.
+   * own unlink of it was lost to the race described there. Never fails the release or rename it
+   * follows: a file that cannot be removed (gone from a volume already) stays for libfuse's
+   * unlink, or in the work dir for the next mount's clean-up.
    */
   private removeHiddenIfClosed(rel: string): void {
     if (!isLibfuseHidden(rel) || this.handles.openAt(rel)) return
-    const t = this.pick(rel)
-    if (t) t.vol.unlinkNow(t.sub)
-    else if (!this.union.dropHidden(rel)) return
-    this.removedHidden.add(rel)
+    try {
+      const t = this.pick(rel)
+      if (t) t.vol.unlinkNow(t.sub)
+      else if (!this.union.dropHidden(rel)) return
+      this.removedHidden.add(rel)
+    } catch { /* see above */ }
   }
 
   handle(id: number): Handle {
