@@ -204,8 +204,13 @@ t.test('a file a listing showed is opened for reading by the binding; copy-up, r
   t.notOk(fs.existsSync(`${m.mnt}/data4/d`), 'and the name is gone')
   const again = fs.openSync(`/proc/self/fd/${dd.fd}`, 'r')
   t.equal(pread(again), 'lower d\n', 'opened again through /proc/self/fd: the same bytes')
+  const allReleases = (): number => stats(m.mnt).ops.release?.count ?? 0
+  const released = allReleases()
   fs.closeSync(again)
   fs.closeSync(dd.fd)
+  // their RELEASEs (and the hidden file's removal) reach the daemon after close(2) has returned;
+  // the next step counts opens, so it starts once they are served
+  await waitFor(() => allReleases() >= released + 2)
 
   const st = fs.lstatSync(`${m.mnt}/data5/e`, { bigint: true })
   const e = openListed('data5', 'e')
