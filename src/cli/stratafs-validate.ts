@@ -5,6 +5,7 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { execFileSync } from 'node:child_process'
+import { isDeadFuseCode } from '../sys/errors'
 import type { StratafsArgs } from './stratafs-args'
 
 export class ConfigError extends Error {}
@@ -41,17 +42,16 @@ function realDir(what: string, p: string): string {
 const within = (p: string, dir: string): boolean => p === dir || p.startsWith(dir.endsWith('/') ? dir : `${dir}/`)
 
 /**
- * A mount at `p` whose FUSE daemon died answers ENOTCONN (ECONNABORTED on the first access after
- * the death); it can be cleared with a lazy unmount. Asked with statfs, which the kernel always
- * sends to the daemon: a stat of the root may be answered from the kernel's attribute cache.
+ * A mount at `p` whose FUSE daemon died (isDeadFuseCode); it can be cleared with a lazy unmount.
+ * Asked with statfs, which the kernel always sends to the daemon: a stat of the root may be
+ * answered from the kernel's attribute cache.
  */
 export function isDeadMount(p: string): boolean {
   try {
     fs.statfsSync(p)
     return false
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    return code === 'ENOTCONN' || code === 'ECONNABORTED'
+    return isDeadFuseCode((err as NodeJS.ErrnoException).code)
   }
 }
 

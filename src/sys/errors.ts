@@ -69,3 +69,12 @@ export function codeOf(err: unknown): string {
   const code = (err as { code?: unknown } | null)?.code
   return typeof code === 'string' && code.startsWith('E') ? code : 'EIO'
 }
+
+/**
+ * Whether `code` is what a FUSE mount whose daemon died answers: ENOTCONN ("Transport endpoint is
+ * not connected"); the first access after the death may see ECONNABORTED instead, or, over
+ * io_uring, ECANCELED (the kernel cancels the request it had queued for the dead daemon's ring).
+ */
+export function isDeadFuseCode(code: string | undefined): boolean {
+  return code === 'ENOTCONN' || code === 'ECONNABORTED' || code === 'ECANCELED'
+}

@@ -24,7 +24,7 @@ import * as crypto from 'node:crypto'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { native, toLatin1 } from '../../native'
-import { FsError } from '../../sys/errors'
+import { FsError, isDeadFuseCode } from '../../sys/errors'
 import { DT_DIR, LowerTree } from '../lower-tree'
 import { diffDir } from './layers'
 import { withLock } from './lock'
@@ -168,10 +168,7 @@ export function mountState(mnt: string): 'live' | 'stale' | 'none' {
     // statfs always reaches the daemon; stat of the root may come from the kernel's cache
     fs.statfsSync(mnt)
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    // ENOTCONN: "Transport endpoint is not connected"; the first access after the daemon died
-    // may report ECONNABORTED instead
-    if (code === 'ENOTCONN' || code === 'ECONNABORTED') return 'stale'
+    if (isDeadFuseCode((err as NodeJS.ErrnoException).code)) return 'stale'
     return 'none'
   }
   return isMountpoint(mnt) ? 'live' : 'none'
