@@ -28,3 +28,11 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   echo "install-deps: npm ci" >&2
   npm ci --no-audit --no-fund --loglevel=error
 fi
+# FUSE over io_uring (Linux 6.14+) is off by default in the fuse module (enable_uring); stratafs
+# takes requests over it when it is on (one queue per CPU: no cross-CPU wake-up per request).
+uring=/sys/module/fuse/parameters/enable_uring
+[ -d /sys/module/fuse ] || modprobe fuse 2>/dev/null || true
+if [ -e "$uring" ] && [ "$(cat "$uring")" != Y ]; then
+  if [ "$(id -u)" = 0 ]; then echo Y >"$uring" && echo "install-deps: fuse enable_uring=Y" >&2
+  else echo "install-deps: as root, echo Y > $uring lets stratafs use FUSE over io_uring" >&2; fi
+fi

@@ -33,6 +33,8 @@ export interface StratafsArgs {
   spinUs: number
   /** files open for writing are read and written by the kernel (FUSE passthrough) where it allows */
   passthrough: boolean
+  /** requests come over io_uring (a queue per CPU) where the kernel offers it */
+  uring: boolean
   /** mount flag words passed on to libfuse (dev, suid, ...) */
   mountFlags: string[]
   /** data volumes: host dir SOURCE served at DEST inside the merged view (strata's own option) */
@@ -95,7 +97,7 @@ export function splitLowerdir(v: string): string[] {
 export function parseArgs(argv: string[]): StratafsArgs {
   const a: StratafsArgs = {
     source: null, mountpoint: '', lowers: [], upper: null, work: null, foreground: false, debug: false,
-    logLevel: null, logFile: null, readOnly: false, fsync: true, maxNodes: DEFAULT_MAX_NODES, spinUs: DEFAULT_SPIN_US, passthrough: true, mountFlags: [], volumes: [], ignored: [], help: false, version: false,
+    logLevel: null, logFile: null, readOnly: false, fsync: true, maxNodes: DEFAULT_MAX_NODES, spinUs: DEFAULT_SPIN_US, passthrough: true, uring: true, mountFlags: [], volumes: [], ignored: [], help: false, version: false,
   }
   const positional: string[] = []
   const optionStrings: string[] = []
@@ -170,6 +172,10 @@ function applyOption(a: StratafsArgs, item: string): void {
       if (val !== '0' && val !== '1') throw new UsageError(`passthrough takes 0 or 1, not "${val ?? ''}"`)
       a.passthrough = val === '1'
       return
+    case 'uring':
+      if (val !== '0' && val !== '1') throw new UsageError(`uring takes 0 or 1, not "${val ?? ''}"`)
+      a.uring = val === '1'
+      return
   }
   if (key === 'remount') {
     throw new UsageError('remount is not supported: unmount (fusermount3 -u MNT) and mount again, with -o ro for a read-only view; the upper keeps every change')
@@ -219,6 +225,9 @@ options:
                      costs tens of microseconds on VMs, twice per request that JS answers
   passthrough=0      files open for writing are read and written by the daemon, not by the
                      kernel itself (default 1: FUSE passthrough where the kernel allows it)
+  uring=0            take requests from /dev/fuse only (default 1: FUSE over io_uring, one queue
+                     per CPU, when the kernel offers it: Linux 6.14+ with the fuse module
+                     parameter enable_uring=Y)
   dev,suid,...       mount flag words are passed on; defaults are dev,suid
   -f                 stay in the foreground;  -d  debug output (implies -f)
   --log-level L      trace|debug|info|warn|error (default warn, or $STRATA_LOG)

@@ -12,7 +12,7 @@ import { UnionFs } from '../union/union-fs'
 import { Router } from '../union/router'
 import { bindingOpenFiles, passthroughStats } from '../fuse/direct-io'
 import { makeHandlers } from '../fuse/handlers'
-import { kernelNodes, mountFuse, unmount } from '../fuse/mount'
+import { kernelNodes, mountFuse, unmount, uringStats } from '../fuse/mount'
 import { parseArgs, UsageError, USAGE, type StratafsArgs } from './stratafs-args'
 import { ConfigError, validate, type ResolvedConfig } from './stratafs-validate'
 import { serveStats } from './stats-socket'
@@ -120,7 +120,7 @@ async function serve(args: StratafsArgs, config: ResolvedConfig, report: (r: Rep
   if (!flags.includes('nosuid') && !flags.includes('suid')) flags.push('suid')
   const mount = mountFuse(config.mountpoint, (onInit) => makeHandlers(router, log, onInit), {
     fsname: args.source ?? 'stratafs', readOnly, extra: flags, debug: args.debug, hasVolumes: config.volumes.length > 0,
-    maxNodes: args.maxNodes, spinUs: args.spinUs, passthrough: args.passthrough,
+    maxNodes: args.maxNodes, spinUs: args.spinUs, passthrough: args.passthrough, uring: args.uring,
   })
   let exiting = false
   mount.onExit(() => {
@@ -141,7 +141,7 @@ async function serve(args: StratafsArgs, config: ResolvedConfig, report: (r: Rep
   process.on('SIGHUP', () => undefined)
   const snapshot = (): object => ({
     mountpoint: config.mountpoint, pid: process.pid, uptimeSec: Math.round(process.uptime()),
-    memory: process.memoryUsage(), kernelNodes: { ...kernelNodes(), max: args.maxNodes }, openHandles: router.handles.size + bindingOpenFiles(), passthrough: passthroughStats(), ...router.stats.toJSON(),
+    memory: process.memoryUsage(), kernelNodes: { ...kernelNodes(), max: args.maxNodes }, openHandles: router.handles.size + bindingOpenFiles(), passthrough: passthroughStats(), uring: uringStats(), ...router.stats.toJSON(),
   })
   process.on('SIGUSR1', () => log.warn({ stats: snapshot() }, 'stats'))
   process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception'))

@@ -74,9 +74,18 @@ export interface FuseMountOptions {
   spinUs: number
   /** ask the kernel for FUSE passthrough (src/fuse/direct-io.ts) */
   passthrough: boolean
+  /**
+   * take requests over io_uring when the kernel offers it (Linux 6.14+, fuse module parameter
+   * enable_uring=Y): the kernel queues each request on the queue of its caller's CPU, served by a
+   * binding thread pinned to that CPU, so a request answered in C costs no cross-CPU wake-up
+   * (strata_uring.h in the patch). FORGETs and INTERRUPTs still come through /dev/fuse.
+   */
+  uring: boolean
 }
 
 type NodeBinding = {
+  fuse_native_strata_uring(on: number): void
+  fuse_native_strata_uring_counters(): [number, number]
   fuse_native_strata_spin(jsNs: number, workerNs: number): void
   fuse_native_strata_max_nodes(max: number): number
   fuse_native_strata_kernel_nodes(): [number, number, number]
@@ -90,6 +99,12 @@ export interface KernelNodes {
   pruned: number
   /** the kernel refused FUSE_NOTIFY_PRUNE (older than Linux 6.18): nothing bounds `held` */
   pruneRefused: boolean
+}
+
+/** Requests the kernel sent over io_uring, and the binding's threads serving its queues (0: /dev/fuse only). */
+export function uringStats(): { requests: number, threads: number } {
+  const [requests, threads] = nodeBinding.fuse_native_strata_uring_counters()
+  return { requests, threads }
 }
 
 export function kernelNodes(): KernelNodes {
@@ -144,6 +159,7 @@ export function mountFuse(mnt: string, table: (onInit: () => void) => HandlerTab
   binding.fuse_native_strata_new_dir_negatives(negativeTimeoutSec(opts) * 1000)
   binding.fuse_native_strata_keep_listings(opts.hasVolumes ? 0 : 1)
   binding.fuse_native_strata_passthrough(opts.passthrough ? 1 : 0)
+  nodeBinding.fuse_native_strata_uring(opts.uring ? 1 : 0)
   const spinNs = os.availableParallelism() > 1 ? opts.spinUs * 1000 : 0
   nodeBinding.fuse_native_strata_spin(spinNs, spinNs / 2)
   if (nodeBinding.fuse_native_strata_max_nodes(opts.maxNodes) < 0) throw new Error('out of memory for the max_nodes table')

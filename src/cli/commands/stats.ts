@@ -10,6 +10,7 @@ interface Stats {
   pid: number, uptimeSec: number, openHandles: number, memory: { rss: number }, kernelNodes?: { held: number, max: number, pruned: number, pruneRefused: boolean },
   ops: Record<string, OpStat>, servedBy?: Record<string, Record<string, number>>, copyUps: { count: number, bytes: number }, nodeCache: { hits: number, misses: number },
   passthrough?: { opens: number, backingFiles: number, refused: number }
+  uring?: { requests: number, threads: number }
 }
 
 export function statsCommand(): Command {
@@ -34,6 +35,10 @@ export function statsCommand(): Command {
       if (s.passthrough) {
         const p = s.passthrough
         out(`passthrough opens ${p.opens} (their reads and writes are the kernel's, counted nowhere here), ${p.backingFiles} files now, ${p.refused} refused`)
+      }
+      if (s.uring) {
+        const u = s.uring
+        out(u.threads > 0 ? `io_uring: ${u.requests} requests over ${u.threads} threads (one queue per CPU; the rest came through /dev/fuse)` : 'io_uring: off (requests come through /dev/fuse)')
       }
       out(`copy-ups ${s.copyUps.count} (${(s.copyUps.bytes / 2 ** 20).toFixed(1)} MiB), node cache ${s.nodeCache.hits} hits / ${s.nodeCache.misses} misses`)
       out('op            count    mean µs  errors')

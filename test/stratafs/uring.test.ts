@@ -1,0 +1,143 @@
+/**
+ * FUSE over io_uring (strata_uring.h in the fuse-native patch; Linux 6.14+ with the fuse module
+ * parameter enable_uring=Y, which scripts/install-deps.sh sets): requests come through one queue
+ * per CPU, served by binding threads pinned to it. Through real mounts: the same script gives
+ * kernel overlayfs's observations with io_uring and with `uring=0`; the requests really came over
+ * io_uring (and none with uring=0); no request waits for the daemon's JS at idle CPU priority; and
+ * the daemon ends with its mount.
+ */
+import { spawn } from 'node:child_process'
+import * as fs from 'node:fs'
+import t from 'tap'
+import { mountUnion, strataStats } from '../helpers/mounts'
+import { lowersUnchanged, makeDirs, py } from './util'
+
+const PARAM = '/sys/module/fuse/parameters/enable_uring'
+const PER_QUEUE = 8 // STRATA_URING_PER_QUEUE
+
+interface Stats { pid: number, uring?: { requests: number, threads: number } }
+
+/** The kernel's queue count: one per possible CPU (the highest index, plus one). */
+function possibleCpus(): number {
+  const nums = fs.readFileSync('/sys/devices/system/cpu/possible', 'utf8').match(/\d+/g) ?? ['0']
+  return Math.max(...nums.map(Number)) + 1
+}
+
+// Names change, data is written and read back, attributes and xattrs move: each a request of
+// another kind, answered by libfuse or by the binding itself.
+const SCRIPT = `
+import json, os, sys
+mnt = sys.argv[1]
+p = lambda n: mnt + '/' + n
+out = []
+def seen(label, **kv): out.append(dict(at=label, **kv))
+os.mkdir(p('d')); os.mkdir(p('d/e'))
+with open(p('d/f'), 'wb') as f: f.write(b'x' * 200000)
+seen('written', size=os.stat(p('d/f')).st_size, data=open(p('d/f'), 'rb').read(7).decode())
+os.rename(p('d/f'), p('d/e/g')); seen('renamed', names=sorted(os.listdir(p('d'))), moved=sorted(os.listdir(p('d/e'))))
+os.symlink('e/g', p('d/link')); seen('symlink', target=os.readlink(p('d/link')), via=len(open(p('d/link'), 'rb').read()))
+os.chmod(p('etc/motd'), 0o600); seen('chmod lower', mode=oct(os.stat(p('etc/motd')).st_mode), data=open(p('etc/motd')).read())
+os.setxattr(p('d/e/g'), 'user.k', b'v'); seen('xattr', v=os.getxattr(p('d/e/g'), 'user.k').decode(), names=os.listxattr(p('d/e/g')))
+absent = 0
+for i in range(500):
+    try: os.getxattr(p('etc/only-bottom'), 'security.selinux')
+    except OSError: absent += 1
+seen('absent xattrs', absent=absent)
+with open(p('etc/only-bottom'), 'a') as f: f.write('more\\n')
+seen('append lower', data=open(p('etc/only-bottom')).read())
+os.unlink(p('d/link')); os.unlink(p('etc/motd')); seen('unlinked', etc=sorted(os.listdir(p('etc'))), d=sorted(os.listdir(p('d'))))
+try: os.rmdir(p('d/e')); seen('rmdir', ok=True)
+except OSError as e: seen('rmdir', errno=e.errno)
+walk = sorted((r[len(mnt):], sorted(ds), sorted(fs)) for r, ds, fs in os.walk(mnt))
+seen('walk', walk=walk)
+print(json.dumps(out))
+`
+
+function uringAvailable(): string | null {
+  let v: string
+  try { v = fs.readFileSync(PARAM, 'utf8').trim() } catch { return `${PARAM} is missing: this kernel has no FUSE over io_uring (Linux 6.14+, CONFIG_FUSE_IO_URING)` }
+  return v === 'Y' ? null : `${PARAM} is ${v}`
+}
+
+const unavailable = uringAvailable()
+// a kernel without it: skipped, and said so; a kernel with it switched off: a failure (below)
+const skip = unavailable?.includes('missing') ? `FUSE over io_uring: ${unavailable}` : false
+
+t.test('the same observations as kernel overlayfs, over io_uring and with uring=0', { skip }, async (t) => {
+  // scripts/install-deps.sh sets the parameter; anywhere else it is the machine's choice
+  if (unavailable) t.fail(`${unavailable}: scripts/install-deps.sh sets it to Y (echo Y > ${PARAM})`)
+  const results: Record<string, unknown> = {}
+  const stats: Record<string, Stats> = {}
+  for (const [label, target, options] of [['kernel', 'kernel', []], ['uring', 'stratafs', []], ['dev', 'stratafs', ['uring=0']]] as const) {
+    const d = makeDirs(t)
+    lowersUnchanged(t, d.lowers)
+    const m = await mountUnion(t, target, { ...d, options: [...options] })
+    const before = target === 'stratafs' ? strataStats<Stats>(m.mnt) : null
+    const r = py(SCRIPT, m.mnt)
+    t.equal(r.status, 0, `${label}: ${r.stderr}`)
+    results[label] = JSON.parse(r.stdout || '[]')
+    if (before) {
+      const after = strataStats<Stats>(m.mnt)
+      stats[label] = { pid: after.pid, uring: { requests: (after.uring?.requests ?? 0) - (before.uring?.requests ?? 0), threads: after.uring?.threads ?? 0 } }
+    }
+    await m.unmount()
+    t.notOk(m.daemonLingered(), `${label}: the daemon ended with its mount`)
+  }
+  t.equal((results.kernel as unknown[]).length, 10, 'every step observed')
+  t.same(results.uring, results.kernel, 'over io_uring: every observation as on kernel overlayfs')
+  t.same(results.dev, results.kernel, 'uring=0: every observation as on kernel overlayfs')
+  const u = stats.uring?.uring
+  t.equal(u?.threads, possibleCpus() * PER_QUEUE, `${PER_QUEUE} threads per CPU queue (${JSON.stringify(u)})`)
+  // 500 getxattrs alone, each a request (the kernel keeps no xattrs of a FUSE file)
+  t.ok((u?.requests ?? 0) >= 500, `the script's requests came over io_uring (${u?.requests})`)
+  t.same(stats.dev?.uring, { requests: 0, threads: 0 }, 'uring=0: nothing over io_uring')
+})
+
+t.test('a request that waits for the daemon\'s JS is never served at idle CPU priority', { skip }, async (t) => {
+  // Entry threads sleep as SCHED_IDLE between requests (so the caller wakes on their CPU) and
+  // must be SCHED_OTHER again before serving. Copy-ups of 64 MiB files keep one waiting for JS.
+  const d = makeDirs(t)
+  const [, bottom] = d.lowers as [string, string]
+  const block = Buffer.alloc(1 << 20, 7)
+  for (let i = 0; i < 3; i++) {
+    const fd = fs.openSync(`${bottom}/big${i}`, 'w')
+    for (let j = 0; j < 64; j++) fs.writeSync(fd, block)
+    fs.closeSync(fd)
+  }
+  const m = await mountUnion(t, 'stratafs', d)
+  const { pid } = strataStats<Stats>(m.mnt)
+  const tasks = (): Array<{ policy: number, wchan: string }> => fs.readdirSync(`/proc/${pid}/task`).flatMap((tid) => {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ') // from field 3 (state)
+      return [{ policy: Number(fields[38]), wchan: fs.readFileSync(`/proc/${pid}/task/${tid}/wchan`, 'latin1') }]
+    } catch { return [] } // a thread that ended meanwhile
+  })
+  const worker = spawn('python3', ['-c', `
+import os, sys
+m = sys.argv[1]
+for i in range(3):
+  os.chmod(m + '/big%d' % i, 0o600)                   # a copy-up, served by JS
+  for j in range(300): os.stat(m + '/etc')            # requests answered in C between
+`, m.mnt], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  worker.stderr.on('data', (b: Buffer) => { stderr += b.toString() })
+  let done = false
+  const exited = new Promise<number | null>((resolve) => worker.on('exit', (code) => { done = true; resolve(code) }))
+  let samples = 0
+  let idleWaitingForJs = 0
+  let idleBetween = 0
+  while (!done) {
+    for (const task of tasks()) {
+      samples++
+      if (task.policy === 5 && task.wchan.startsWith('futex')) idleWaitingForJs++
+      if (task.policy === 5 && task.wchan === 'io_cqring_wait') idleBetween++
+    }
+    await new Promise((r) => setTimeout(r, 2))
+  }
+  t.equal(await exited, 0, `the copy-ups and stats ran: ${stderr}`)
+  t.ok(samples > 0, `threads sampled (${samples})`)
+  t.equal(idleWaitingForJs, 0, 'no thread waits for JS at SCHED_IDLE')
+  t.ok(idleBetween > 0, `entry threads sleep at SCHED_IDLE between requests (${idleBetween} samples)`)
+  await m.unmount()
+})
