@@ -204,5 +204,7 @@ if [ "${BENCH_MILLION:-0}" = 1 ]; then one stratafs million 1; fi
 
 # Idle vCPUs that halt at once make every cross-thread wake-up slow, and FUSE requests are made of them.
 HALTPOLL=$(cat /sys/module/haltpoll/parameters/guest_halt_poll_ns 2>/dev/null || echo n/a)
-MACHINE="nproc=$(nproc); mem=$(free -h | awk '/^Mem:/ { print $2 }'); kernel=$(uname -r); cpuidle=$(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo n/a), guest_halt_poll_ns=$HALTPOLL; $(date -u +%Y-%m-%dT%H:%MZ); reps=$REPS; total=$(( $(date +%s) - t0 ))s"
+# stratafs takes requests over io_uring only where the fuse module allows it (install-deps.sh sets it).
+URING=$(cat /sys/module/fuse/parameters/enable_uring 2>/dev/null || echo n/a)
+MACHINE="nproc=$(nproc); mem=$(free -h | awk '/^Mem:/ { print $2 }'); kernel=$(uname -r); cpuidle=$(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo n/a), guest_halt_poll_ns=$HALTPOLL; fuse enable_uring=$URING; $(date -u +%Y-%m-%dT%H:%MZ); reps=$REPS; total=$(( $(date +%s) - t0 ))s"
 node "$REPO/dist/bench/report.js" "$RAW" "$OUT/latest.json" "$MACHINE"
