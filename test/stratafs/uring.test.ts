@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process'
 import * as fs from 'node:fs'
 import t from 'tap'
-import { mountUnion, strataStats } from '../helpers/mounts'
+import { mountUnion, strataStats, stratafsBin } from '../helpers/mounts'
 import { lowersUnchanged, makeDirs, py } from './util'
 
 const PARAM = '/sys/module/fuse/parameters/enable_uring'
@@ -139,5 +139,30 @@ for i in range(3):
   t.ok(samples > 0, `threads sampled (${samples})`)
   t.equal(idleWaitingForJs, 0, 'no thread waits for JS at SCHED_IDLE')
   t.ok(idleBetween > 0, `entry threads sleep at SCHED_IDLE between requests (${idleBetween} samples)`)
+  await m.unmount()
+})
+
+t.test('a daemon that cannot leave SCHED_IDLE again takes its requests from /dev/fuse', { skip }, async (t) => {
+  // Without the idle hand-off io_uring is no faster than /dev/fuse (strata_uring.h). Root without
+  // CAP_SYS_NICE and with RLIMIT_NICE 0 stands for a daemon in a user namespace.
+  const wrapper = `${makeDirs(t).root}/stratafs-no-nice`
+  fs.writeFileSync(wrapper, `#!/bin/sh\nexec setpriv --bounding-set -sys_nice -- prlimit --nice=0 -- ${stratafsBin()} "$@"\n`, { mode: 0o755 })
+  const d = makeDirs(t)
+  lowersUnchanged(t, d.lowers)
+  const saved = process.env.STRATAFS_BIN
+  process.env.STRATAFS_BIN = wrapper
+  let m
+  try {
+    m = await mountUnion(t, 'stratafs', d)
+  } finally {
+    if (saved === undefined) delete process.env.STRATAFS_BIN
+    else process.env.STRATAFS_BIN = saved
+  }
+  const status = fs.readFileSync(`/proc/${strataStats<Stats>(m.mnt).pid}/status`, 'utf8')
+  const capEff = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? '0'}`)
+  t.equal(capEff & (1n << 23n), 0n, 'the daemon runs without CAP_SYS_NICE')
+  fs.writeFileSync(`${m.mnt}/etc/new`, 'new\n')
+  t.equal(fs.readFileSync(`${m.mnt}/etc/new`, 'utf8'), 'new\n', 'the mount serves')
+  t.same(strataStats<Stats>(m.mnt).uring, { requests: 0, threads: 0 }, 'nothing over io_uring')
   await m.unmount()
 })
