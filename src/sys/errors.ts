@@ -72,8 +72,8 @@ export function codeOf(err: unknown): string {
 
 /**
  * Whether `code` is what a FUSE mount whose daemon died answers: ENOTCONN ("Transport endpoint is
- * not connected"); the first access after the death may see ECONNABORTED instead, or, over
- * io_uring, ECANCELED (the kernel cancels the request it had queued for the dead daemon's ring).
+ * not connected"); the first access after the death may see ECONNABORTED instead, and over
+ * io_uring accesses see ECANCELED until the kernel has torn the dead daemon's rings down.
  */
 export function isDeadFuseCode(code: string | undefined): boolean {
   return code === 'ENOTCONN' || code === 'ECONNABORTED' || code === 'ECANCELED'
