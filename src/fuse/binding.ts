@@ -26,6 +26,8 @@ export interface FuseBinding {
   fuse_native_strata_passthrough(on: number): void
   /** the kernel's kept listing of this directory ("/a/b") shows an inode number a copy-up changed */
   fuse_native_strata_listing_stale(dir: string): void
+  /** puts the attributes of a directory's entries (packed as a listing's) in the listing table; returns how many */
+  fuse_native_strata_prefetch(dir: string, names: string[], packed: Uint32Array): number
   [name: string]: unknown
 }
 

@@ -16,6 +16,7 @@ import { binding, opcode, signalFn as bindingSignal } from './binding'
 import { bindingFds, bindingHandles, bindingIoStats, setBindingLayers } from './direct-io'
 import { toNegErrno } from './errno'
 import { layerCode, packStat, packStatfs, packTypeOnly, STAT_LAYER_SHIFT, STAT_NO_XATTRS, STAT_SLOTS } from './stat-pack'
+import { DirPrefetch, MAX_ENTRIES } from './dir-prefetch'
 import { ListingCache } from './listing-cache'
 import { ATTR_CACHE_MS } from './mount'
 
@@ -83,6 +84,8 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
 
   /** Kept listings (listing-cache.ts), and which thread's request may change something. */
   const listings = new ListingCache(ATTR_CACHE_MS)
+  /** Directories whose entries are looked up without a listing (dir-prefetch.ts). */
+  const prefetcher = new DirPrefetch()
   fsys.union.onTrim(() => listings.clear())
   // the kernel's kept listing of the parent shows the entry's old inode number (src/fuse/mount.ts)
   fsys.union.onCopyUp((rel) => binding.fuse_native_strata_listing_stale(`/${parentOf(rel)}`))
@@ -100,7 +103,10 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
       copyUpsAtStart.set(l, stats.copyUps)
       const changes = mayChange(name, args)
       changingAt.set(l, changes)
-      if (changes) listings.changed()
+      if (changes) {
+        listings.changed()
+        prefetcher.clear()
+      }
       ;(fn as (...a: unknown[]) => void)(l, ...args)
     }) as Handler
     implemented[code] = 1
@@ -196,7 +202,15 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     }) as Handler)
   }
 
-  value('getattr', [EMPTY_STAT], (p: string | null) => [packStat(fsys.stat(pathArg(p)))])
+  value('getattr', [EMPTY_STAT], (p: string | null) => {
+    const rel = pathArg(p)
+    const answer = [packStat(fsys.stat(rel))]
+    if (rel !== '') {
+      const dir = parentOf(rel)
+      if (!fsys.inVolume(dir) && prefetcher.lookedUp(dir, () => fsys.list(dir).names.length)) setImmediate(() => prefetchDir(dir))
+    }
+    return answer
+  })
   value('fgetattr', [EMPTY_STAT], (p: string | null, fh: number) => [packStat(fh ? fsys.fstat(fh) : fsys.stat(pathArg(p)))])
   value('statfs', [EMPTY_STATFS], () => [packStatfs(fsys.statfs())])
   value('readlink', [''], (p: string | null) => [fsys.readlink(pathArg(p))])
@@ -229,6 +243,24 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
       packTypeOnly(dtype, out, at)
       return false
     }
+  }
+  /**
+   * Puts the attributes of every entry of `dir` in the binding's listing table, as a listing
+   * would (dir-prefetch.ts). After the lookup that asked for it has been answered: on the JS
+   * thread, so the table's epoch rules hold as for a listing.
+   */
+  const prefetchDir = (dir: string): void => {
+    let listed: { names: string[], types: number[] }
+    try {
+      listed = fsys.list(dir)
+    } catch {
+      return // gone meanwhile
+    }
+    if (listed.names.length > MAX_ENTRIES) return
+    const packed = new Uint32Array(listed.names.length * STAT_SLOTS)
+    for (let i = 0; i < listed.names.length; i++) packListed(dir, listed.names[i]!, listed.types[i]!, packed, i * STAT_SLOTS)
+    stats.dirPrefetches++
+    stats.dirPrefetchEntries += binding.fuse_native_strata_prefetch(`/${dir}`, listed.names, packed)
   }
   /** A listing: names with . and .., their stats packed in one array, and the directory's path. */
   value('readdir', [[], [], null], (p: string | null, fh: number) => {

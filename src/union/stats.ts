@@ -23,6 +23,9 @@ export class UnionStats {
   nodeMisses = 0
   /** readdirs answered from a kept listing (src/fuse/listing-cache.ts) */
   listingHits = 0
+  /** directories whose entries' attributes went to the binding without a listing (src/fuse/dir-prefetch.ts), and those entries */
+  dirPrefetches = 0
+  dirPrefetchEntries = 0
   private answeredHere = 0
   private readonly sources = new Map<string, StatsSource>()
 
@@ -87,6 +90,7 @@ export class UnionStats {
       copyUps: { count: this.copyUps, bytes: this.copyUpBytes },
       nodeCache: { hits: this.nodeHits, misses: this.nodeMisses },
       listingCache: { hits: this.listingHits },
+      dirPrefetch: { dirs: this.dirPrefetches, entries: this.dirPrefetchEntries },
     }
   }
 }

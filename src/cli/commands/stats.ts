@@ -11,6 +11,7 @@ interface Stats {
   ops: Record<string, OpStat>, servedBy?: Record<string, Record<string, number>>, copyUps: { count: number, bytes: number }, nodeCache: { hits: number, misses: number },
   passthrough?: { opens: number, backingFiles: number, refused: number }
   uring?: { requests: number, threads: number }
+  listingCache?: { hits: number }, dirPrefetch?: { dirs: number, entries: number }
 }
 
 export function statsCommand(): Command {
@@ -41,6 +42,7 @@ export function statsCommand(): Command {
         out(u.threads > 0 ? `io_uring: ${u.requests} requests over ${u.threads} threads (one queue per CPU; the rest came through /dev/fuse)` : 'io_uring: off (requests come through /dev/fuse)')
       }
       out(`copy-ups ${s.copyUps.count} (${(s.copyUps.bytes / 2 ** 20).toFixed(1)} MiB), node cache ${s.nodeCache.hits} hits / ${s.nodeCache.misses} misses`)
+      if (s.dirPrefetch) out(`listings served again ${s.listingCache?.hits ?? 0}; directories looked into without a listing, handed to the binding ${s.dirPrefetch.dirs} (${s.dirPrefetch.entries} entries)`)
       out('op            count    mean µs  errors')
       for (const [name, o] of Object.entries(s.ops).sort((a, b) => b[1].count - a[1].count)) {
         const errs = Object.entries(o.errors).map(([k, v]) => `${k}:${v}`).join(' ')

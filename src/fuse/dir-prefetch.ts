@@ -1,0 +1,61 @@
+/**
+ * When to hand the binding the attributes of a whole directory nobody listed. `xargs stat`, make,
+ * `git status` or a test runner look up many names of directories they never list; each lookup
+ * crosses to the JS thread and back (~40 µs here), where a lookup answered from a listing's
+ * attributes by the binding costs ~7 µs. After enough lookups in one directory, its entries'
+ * attributes are put in the binding's listing table as a listing would put them
+ * (`fuse_native_strata_prefetch`), and the lookups after are answered there.
+ *
+ * Enough is a share of the directory: stat-ing every entry costs about what a few dozen lookups
+ * through JS cost, so a program that looks up a handful of names in a large directory (a dynamic
+ * linker in /usr/lib) must not make the daemon stat all of it. A directory is not prefetched again
+ * while its last prefetch may still answer (the binding keeps listed attributes 10 s).
+ */
+import { LRUCache } from 'lru-cache'
+
+/** Lookups in a directory before it is considered, and the share of its entries they must reach. */
+const MIN_LOOKUPS = 4
+const SHARE = 1 / 32
+/** A run of lookups in a directory ends after this long without one. */
+const RUN_GAP_MS = 2000
+/** The binding answers from listed attributes for 10 s (STRATA_PREFETCH_NS). */
+const KEPT_MS = 10_000
+/** Larger directories are left alone: the binding's table has 32Ki slots. */
+export const MAX_ENTRIES = 8192
+
+interface Run {
+  lookups: number
+  lastMs: number
+  /** entries, once listed */
+  size: number
+  prefetchedMs: number
+}
+
+export class DirPrefetch {
+  private readonly runs = new LRUCache<string, Run>({ max: 512 })
+
+  /**
+   * A lookup in `dir` was answered by JS. Returns whether to prefetch it now; `size` tells the
+   * directory's entry count when known (else it is asked for via `sizeOf`, once per run).
+   */
+  lookedUp(dir: string, sizeOf: () => number, now = Date.now()): boolean {
+    let run = this.runs.get(dir)
+    if (!run || now - run.lastMs > RUN_GAP_MS) {
+      run = { lookups: 0, lastMs: now, size: -1, prefetchedMs: run?.prefetchedMs ?? -Infinity }
+      this.runs.set(dir, run)
+    }
+    run.lookups++
+    run.lastMs = now
+    if (run.lookups < MIN_LOOKUPS || now - run.prefetchedMs < KEPT_MS) return false
+    if (run.size < 0) run.size = sizeOf()
+    if (run.size > MAX_ENTRIES || run.lookups < run.size * SHARE) return false
+    run.prefetchedMs = now
+    run.lookups = 0
+    return true
+  }
+
+  /** Something changed in the mount: nothing is known about any directory. */
+  clear(): void {
+    if (this.runs.size > 0) this.runs.clear()
+  }
+}
