@@ -207,7 +207,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     const answer = [packStat(fsys.stat(rel))]
     if (rel !== '') {
       const dir = parentOf(rel)
-      if (!fsys.inVolume(dir) && prefetcher.lookedUp(dir, () => fsys.list(dir).names.length)) setImmediate(() => prefetchDir(dir))
+      if (!fsys.inVolume(dir) && prefetcher.lookedUp(dir, () => entryCount(dir))) setImmediate(() => prefetchDir(dir))
     }
     return answer
   })
@@ -242,6 +242,14 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     } catch {
       packTypeOnly(dtype, out, at)
       return false
+    }
+  }
+  /** Entries of `dir`, for the prefetch decision; never fails the lookup that asks. */
+  const entryCount = (dir: string): number => {
+    try {
+      return fsys.list(dir).names.length
+    } catch {
+      return Infinity // gone or unreadable meanwhile: not prefetched
     }
   }
   /**
