@@ -15,7 +15,7 @@ import { lowersUnchanged, makeDirs, py } from './util'
 const PARAM = '/sys/module/fuse/parameters/enable_uring'
 const PER_QUEUE = 8 // STRATA_URING_PER_QUEUE
 
-interface Stats { pid: number, uring?: { requests: number, threads: number } }
+interface Stats { pid: number, uring?: { requests: number, threads: number, rescued?: number } }
 
 /** The kernel's queue count: one per possible CPU (the highest index, plus one). */
 function possibleCpus(): number {
@@ -163,6 +163,6 @@ t.test('a daemon that cannot leave SCHED_IDLE again takes its requests from /dev
   t.equal(capEff & (1n << 23n), 0n, 'the daemon runs without CAP_SYS_NICE')
   fs.writeFileSync(`${m.mnt}/etc/new`, 'new\n')
   t.equal(fs.readFileSync(`${m.mnt}/etc/new`, 'utf8'), 'new\n', 'the mount serves')
-  t.same(strataStats<Stats>(m.mnt).uring, { requests: 0, threads: 0 }, 'nothing over io_uring')
+  t.same(strataStats<Stats>(m.mnt).uring, { requests: 0, threads: 0, rescued: 0 }, 'nothing over io_uring')
   await m.unmount()
 })

@@ -10,7 +10,7 @@ interface Stats {
   pid: number, uptimeSec: number, openHandles: number, memory: { rss: number }, kernelNodes?: { held: number, max: number, pruned: number, pruneRefused: boolean },
   ops: Record<string, OpStat>, servedBy?: Record<string, Record<string, number>>, copyUps: { count: number, bytes: number }, nodeCache: { hits: number, misses: number },
   passthrough?: { opens: number, backingFiles: number, refused: number }
-  uring?: { requests: number, threads: number }
+  uring?: { requests: number, threads: number, rescued: number }
   listingCache?: { hits: number }, dirPrefetch?: { dirs: number, entries: number }
 }
 
@@ -39,7 +39,7 @@ export function statsCommand(): Command {
       }
       if (s.uring) {
         const u = s.uring
-        out(u.threads > 0 ? `io_uring: ${u.requests} requests over ${u.threads} threads (one queue per CPU; the rest came through /dev/fuse)` : 'io_uring: off (requests come through /dev/fuse)')
+        out(u.threads > 0 ? `io_uring: ${u.requests} requests over ${u.threads} threads (one queue per CPU; the rest came through /dev/fuse), ${u.rescued} idle threads rescued` : 'io_uring: off (requests come through /dev/fuse)')
       }
       out(`copy-ups ${s.copyUps.count} (${(s.copyUps.bytes / 2 ** 20).toFixed(1)} MiB), node cache ${s.nodeCache.hits} hits / ${s.nodeCache.misses} misses`)
       if (s.dirPrefetch) out(`listings served again ${s.listingCache?.hits ?? 0}; directories looked into without a listing, handed to the binding ${s.dirPrefetch.dirs} (${s.dirPrefetch.entries} entries)`)
