@@ -244,6 +244,14 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
       return false
     }
   }
+  /** Packs every listed entry from slot `first` on; returns whether one is open for writing. */
+  const packEntries = (dir: string, listed: { names: string[], types: number[] }, out: Uint32Array, first: number): boolean => {
+    let writer = false
+    for (let i = 0; i < listed.names.length; i++) {
+      if (packListed(dir, listed.names[i]!, listed.types[i]!, out, (i + first) * STAT_SLOTS)) writer = true
+    }
+    return writer
+  }
   /** Entries of `dir`, for the prefetch decision; never fails the lookup that asks. */
   const entryCount = (dir: string): number => {
     try {
@@ -266,7 +274,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     }
     if (listed.names.length > MAX_ENTRIES) return
     const packed = new Uint32Array(listed.names.length * STAT_SLOTS)
-    for (let i = 0; i < listed.names.length; i++) packListed(dir, listed.names[i]!, listed.types[i]!, packed, i * STAT_SLOTS)
+    packEntries(dir, listed, packed, 0)
     stats.dirPrefetches++
     stats.dirPrefetchEntries += binding.fuse_native_strata_prefetch(`/${dir}`, listed.names, packed)
   }
@@ -283,10 +291,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     const packed = new Uint32Array((names.length + 2) * STAT_SLOTS)
     packTypeOnly(4, packed, 0)
     packTypeOnly(4, packed, STAT_SLOTS)
-    let writer = false
-    for (let i = 0; i < names.length; i++) {
-      if (packListed(rel, names[i]!, types[i]!, packed, (i + 2) * STAT_SLOTS)) writer = true
-    }
+    const writer = packEntries(rel, { names, types }, packed, 2)
     const answer = [['.', '..', ...names], packed, `/${rel}`]
     if (!writer && !fsys.inVolume(rel)) listings.set(rel, generation, answer)
     return answer
