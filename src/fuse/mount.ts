@@ -85,7 +85,7 @@ export interface FuseMountOptions {
 
 type NodeBinding = {
   fuse_native_strata_uring(on: number): void
-  fuse_native_strata_uring_counters(): [number, number, number]
+  fuse_native_strata_uring_counters(): [number, number, number, number]
   fuse_native_strata_spin(jsNs: number, workerNs: number): void
   fuse_native_strata_max_nodes(max: number): number
   fuse_native_strata_kernel_nodes(): [number, number, number]
@@ -103,11 +103,12 @@ export interface KernelNodes {
 
 /**
  * Requests the kernel sent over io_uring, the binding's threads serving its queues (0: /dev/fuse
- * only), and how often one left waiting at idle priority was put back to normal (strata_uring.h).
+ * only), answers committed at idle priority (the caller then wakes on its own CPU), and how often
+ * a thread left at idle priority was put back to normal (strata_uring.h).
  */
-export function uringStats(): { requests: number, threads: number, rescued: number } {
-  const [requests, threads, rescued] = nodeBinding.fuse_native_strata_uring_counters()
-  return { requests, threads, rescued }
+export function uringStats(): { requests: number, threads: number, yielded: number, rescued: number } {
+  const [requests, threads, rescued, yielded] = nodeBinding.fuse_native_strata_uring_counters()
+  return { requests, threads, yielded, rescued }
 }
 
 export function kernelNodes(): KernelNodes {

@@ -3,8 +3,8 @@
  * parameter enable_uring=Y, which scripts/install-deps.sh sets): requests come through one queue
  * per CPU, served by binding threads pinned to it. Through real mounts: the same script gives
  * kernel overlayfs's observations with io_uring and with `uring=0`; the requests really came over
- * io_uring (and none with uring=0); no request waits for the daemon's JS at idle CPU priority; and
- * the daemon ends with its mount.
+ * io_uring (and none with uring=0), their answers committed at idle CPU priority, which no thread
+ * keeps while it waits for JS or for a request; and the daemon ends with its mount.
  */
 import { spawn } from 'node:child_process'
 import * as fs from 'node:fs'
@@ -15,7 +15,7 @@ import { lowersUnchanged, makeDirs, py } from './util'
 const PARAM = '/sys/module/fuse/parameters/enable_uring'
 const PER_QUEUE = 8 // STRATA_URING_PER_QUEUE
 
-interface Stats { pid: number, uring?: { requests: number, threads: number, rescued?: number } }
+interface Stats { pid: number, uring?: { requests: number, threads: number, yielded?: number, rescued?: number } }
 
 /** The kernel's queue count: one per possible CPU (the highest index, plus one). */
 function possibleCpus(): number {
@@ -78,7 +78,8 @@ t.test('the same observations as kernel overlayfs, over io_uring and with uring=
     results[label] = JSON.parse(r.stdout || '[]')
     if (before) {
       const after = strataStats<Stats>(m.mnt)
-      stats[label] = { pid: after.pid, uring: { requests: (after.uring?.requests ?? 0) - (before.uring?.requests ?? 0), threads: after.uring?.threads ?? 0 } }
+      const delta = (k: 'requests' | 'yielded'): number => (after.uring?.[k] ?? 0) - (before.uring?.[k] ?? 0)
+      stats[label] = { pid: after.pid, uring: { requests: delta('requests'), threads: after.uring?.threads ?? 0, yielded: delta('yielded') } }
     }
     await m.unmount()
     t.notOk(m.daemonLingered(), `${label}: the daemon ended with its mount`)
@@ -90,12 +91,14 @@ t.test('the same observations as kernel overlayfs, over io_uring and with uring=
   t.equal(u?.threads, possibleCpus() * PER_QUEUE, `${PER_QUEUE} threads per CPU queue (${JSON.stringify(u)})`)
   // 500 getxattrs alone, each a request (the kernel keeps no xattrs of a FUSE file)
   t.ok((u?.requests ?? 0) >= 500, `the script's requests came over io_uring (${u?.requests})`)
-  t.same(stats.dev?.uring, { requests: 0, threads: 0 }, 'uring=0: nothing over io_uring')
+  // answered at idle priority, so that the caller wakes on its own CPU (strata_uring_reply)
+  t.ok((u?.yielded ?? 0) >= 500, `their answers were committed at SCHED_IDLE (${u?.yielded})`)
+  t.same(stats.dev?.uring, { requests: 0, threads: 0, yielded: 0 }, 'uring=0: nothing over io_uring')
 })
 
-t.test('a request that waits for the daemon\'s JS is never served at idle CPU priority', { skip }, async (t) => {
-  // Entry threads sleep as SCHED_IDLE between requests (so the caller wakes on their CPU) and
-  // must be SCHED_OTHER again before serving. Copy-ups of 64 MiB files keep one waiting for JS.
+t.test('entry threads are at idle CPU priority only around a commit: never waiting for JS or for a request', { skip }, async (t) => {
+  // Entry threads commit an answer at SCHED_IDLE (so the caller wakes on their CPU) and are
+  // SCHED_OTHER again before they wait or serve. Copy-ups of 64 MiB files keep one waiting for JS.
   const d = makeDirs(t)
   const [, bottom] = d.lowers as [string, string]
   const block = Buffer.alloc(1 << 20, 7)
@@ -118,7 +121,9 @@ import os, sys
 m = sys.argv[1]
 for i in range(3):
   os.chmod(m + '/big%d' % i, 0o600)                   # a copy-up, served by JS
-  for j in range(300): os.stat(m + '/etc')            # requests answered in C between
+  for j in range(300):                                # requests answered in C between
+    try: os.getxattr(m + '/etc', 'security.selinux')
+    except OSError: pass
 `, m.mnt], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   worker.stderr.on('data', (b: Buffer) => { stderr += b.toString() })
@@ -126,19 +131,21 @@ for i in range(3):
   const exited = new Promise<number | null>((resolve) => worker.on('exit', (code) => { done = true; resolve(code) }))
   let samples = 0
   let idleWaitingForJs = 0
-  let idleBetween = 0
+  let idleWaitingForRequests = 0
   while (!done) {
     for (const task of tasks()) {
       samples++
       if (task.policy === 5 && task.wchan.startsWith('futex')) idleWaitingForJs++
-      if (task.policy === 5 && task.wchan === 'io_cqring_wait') idleBetween++
+      if (task.policy === 5 && task.wchan === 'io_cqring_wait') idleWaitingForRequests++
     }
     await new Promise((r) => setTimeout(r, 2))
   }
   t.equal(await exited, 0, `the copy-ups and stats ran: ${stderr}`)
   t.ok(samples > 0, `threads sampled (${samples})`)
   t.equal(idleWaitingForJs, 0, 'no thread waits for JS at SCHED_IDLE')
-  t.ok(idleBetween > 0, `entry threads sleep at SCHED_IDLE between requests (${idleBetween} samples)`)
+  t.equal(idleWaitingForRequests, 0, 'no thread waits for a request at SCHED_IDLE')
+  const yielded = strataStats<Stats>(m.mnt).uring?.yielded ?? 0
+  t.ok(yielded >= 900, `the getxattrs' answers were committed at SCHED_IDLE (${yielded})`)
   await m.unmount()
 })
 
@@ -163,6 +170,6 @@ t.test('a daemon that cannot leave SCHED_IDLE again takes its requests from /dev
   t.equal(capEff & (1n << 23n), 0n, 'the daemon runs without CAP_SYS_NICE')
   fs.writeFileSync(`${m.mnt}/etc/new`, 'new\n')
   t.equal(fs.readFileSync(`${m.mnt}/etc/new`, 'utf8'), 'new\n', 'the mount serves')
-  t.same(strataStats<Stats>(m.mnt).uring, { requests: 0, threads: 0, rescued: 0 }, 'nothing over io_uring')
+  t.same(strataStats<Stats>(m.mnt).uring, { requests: 0, threads: 0, yielded: 0, rescued: 0 }, 'nothing over io_uring')
   await m.unmount()
 })

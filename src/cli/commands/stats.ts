@@ -10,7 +10,7 @@ interface Stats {
   pid: number, uptimeSec: number, openHandles: number, memory: { rss: number }, kernelNodes?: { held: number, max: number, pruned: number, pruneRefused: boolean },
   ops: Record<string, OpStat>, servedBy?: Record<string, Record<string, number>>, copyUps: { count: number, bytes: number }, nodeCache: { hits: number, misses: number },
   passthrough?: { opens: number, backingFiles: number, refused: number }
-  uring?: { requests: number, threads: number, rescued: number }
+  uring?: { requests: number, threads: number, yielded: number, rescued: number }
   listingCache?: { hits: number }, dirPrefetch?: { dirs: number, entries: number }
 }
 
