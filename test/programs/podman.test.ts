@@ -87,7 +87,7 @@ t.test('podman with mount_program = stratafs', { skip: needTools(TOOLS) }, async
     const again = ps('run', '--rm', '--network=none', 'localhost/base', 'sh', '-c', 'cat /etc/motd /etc/issue; ls /etc/new 2>&1; ls /bin/vi')
     t.equal(again.code, 0, 'a fresh container sees the image again (only /etc/new is missing)')
     t.equal(again.stdout, 'welcome to a strata root\nstrata \\n \\l\nls: /etc/new: No such file or directory\n/bin/vi\n', why(again))
-    t.same(stratafsDaemonsUnder(dir).length, 0, 'run --rm left no daemon')
+    // the daemon exits once its mount is gone, a few ms after podman's umount: not before podman returns
     await noDaemons(t, 'after run --rm')
   })
 
