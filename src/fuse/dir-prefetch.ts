@@ -35,8 +35,9 @@ export class DirPrefetch {
   private readonly runs = new LRUCache<string, Run>({ max: 512 })
 
   /**
-   * A lookup in `dir` was answered by JS. Returns whether to prefetch it now; `size` tells the
-   * directory's entry count when known (else it is asked for via `sizeOf`, once per run).
+   * A lookup in `dir` was answered by JS. Returns whether to prefetch it now. `sizeOf` gives the
+   * directory's entry count; it is asked at most once per run of lookups, and only once there
+   * are enough of them to consider the directory.
    */
   lookedUp(dir: string, sizeOf: () => number, now = Date.now()): boolean {
     let run = this.runs.get(dir)
