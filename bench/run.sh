@@ -143,6 +143,9 @@ one() {
     umount_target "$mnt"; printf '%s\t%s\t%s\tnan\t0\n' "$rep" "$t" "$w" >>"$RAW"; return
   fi
   cd "$mnt" || return
+  # The previous workload's dirty data (a 512 MiB dd, an untar) is written back now, not during this
+  # one's timing: dirty-page throttling made write-heavy times vary 4x from run to run.
+  sync
   case $w in
     find_warm) find . >/dev/null; secs=$(timed find .) ;;
     lsR_warm) ls -lR . >/dev/null; secs=$(timed ls -lR .) ;;
