@@ -10,12 +10,14 @@ import * as fs from 'node:fs'
 import { FsError } from '../sys/errors'
 import type { Logger } from '../sys/log'
 import { joinRel, parentOf, relFromFuse } from '../sys/rel'
-import type { Caller, TaggedStat } from '../union/union-fs'
+import { isLowerTag, type Caller, type Listed, type TaggedStat } from '../union/union-fs'
 import type { Router } from '../union/router'
 import { binding, opcode, signalFn as bindingSignal } from './binding'
 import { bindingFds, bindingHandles, bindingIoStats, setBindingLayers } from './direct-io'
 import { toNegErrno } from './errno'
-import { layerCode, packStat, packStatfs, packTypeOnly, STAT_LAYER_SHIFT, STAT_NO_XATTRS, STAT_SLOTS } from './stat-pack'
+import { layerCode, packLean, packStat, packStatfs, packTypeOnly, STAT_LAYER_SHIFT, STAT_NO_XATTRS, STAT_SLOTS } from './stat-pack'
+import { LeanListings } from './lean-listings'
+import { DT_DIR } from '../layers/lower-tree'
 import { DirPrefetch, MAX_ENTRIES } from './dir-prefetch'
 import { ListingCache } from './listing-cache'
 import { ATTR_CACHE_MS } from './mount'
@@ -86,6 +88,8 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   const listings = new ListingCache(ATTR_CACHE_MS)
   /** Directories whose entries are looked up without a listing (dir-prefetch.ts). */
   const prefetcher = new DirPrefetch()
+  /** Which listings leave their entries' attributes out (lean-listings.ts). */
+  const leanListings = new LeanListings()
   fsys.union.onTrim(() => listings.clear())
   // the kernel's kept listing of the parent shows the entry's old inode number (src/fuse/mount.ts)
   fsys.union.onCopyUp((rel) => binding.fuse_native_strata_listing_stale(`/${parentOf(rel)}`))
@@ -189,11 +193,15 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
    * status; on failure the binding still needs placeholders of the same shape (`empty`).
    */
   function value(name: string, empty: unknown[], compute: (...args: never[]) => unknown[]): void {
+    valueFor(name, empty, (_pid: number, ...args: never[]) => compute(...args))
+  }
+  /** As `value`, `compute` also given the caller's pid (thread id). */
+  function valueFor(name: string, empty: unknown[], compute: (pid: number, ...args: never[]) => unknown[]): void {
     const signal = signalFn(name)
     def(name, ((l: Buffer, _op: number, ...args: never[]) => {
       const start = process.hrtime.bigint()
       try {
-        const out = compute(...args)
+        const out = compute(l.readUInt32LE(PID_AT), ...args)
         stats.record(name, start, null)
         signal(l, 0, ...out)
       } catch (err) {
@@ -202,12 +210,16 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     }) as Handler)
   }
 
-  value('getattr', [EMPTY_STAT], (p: string | null) => {
+  valueFor('getattr', [EMPTY_STAT], (pid: number, p: string | null) => {
     const rel = pathArg(p)
     const answer = [packStat(fsys.stat(rel))]
     if (rel !== '') {
       const dir = parentOf(rel)
-      if (!fsys.inVolume(dir) && prefetcher.lookedUp(dir, () => entryCount(dir))) setImmediate(() => prefetchDir(dir))
+      if (leanListings.lookedUp(dir, pid)) {
+        // before answering: the lookups of the other entries will follow this one
+        stats.leanUpgrades++
+        prefetchDir(dir, Infinity)
+      } else if (!fsys.inVolume(dir) && prefetcher.lookedUp(dir, () => entryCount(dir))) setImmediate(() => prefetchDir(dir))
     }
     return answer
   })
@@ -218,17 +230,17 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   /**
    * A listed entry's stat for the listing, packed at `at` of the listing's array: its full
    * attributes where the kernel may cache them (the binding then answers the lookup that usually
-   * follows, `ls -l`, without a trip here, d_ino is the real st_ino, and an entry without xattrs
-   * answers getxattr in the binding too), else just its type. A file open for writing is listed
-   * with its attributes but not for keeping (cache time 0): its writes go to the binding and
-   * change them without a request here. Returns whether it was such a file.
+   * follows, `ls -l`, without a trip here, and an entry without xattrs answers getxattr in the
+   * binding too), else just its type and inode number. A file open for writing is listed with its
+   * attributes but not for keeping (cache time 0): its writes go to the binding and change them
+   * without a request here. Returns whether it was such a file.
    */
-  const packListed = (dir: string, name: string, dtype: number, out: Uint32Array, at: number): boolean => {
+  const packListed = (dir: string, listed: Listed, i: number, out: Uint32Array, at: number): boolean => {
     try {
-      const rel = joinRel(dir, name)
-      const { ts, xattrFree, fileLayer } = fsys.listedAttrs(rel)
+      const rel = joinRel(dir, listed.names[i]!)
+      const { ts, xattrFree, fileLayer } = fsys.listedAttrs(rel, isLowerTag(listed.tags[i]!))
       if (!ts.stable) {
-        packTypeOnly(dtype, out, at)
+        packLean(listed.types[i]!, listed.tags[i]!, listed.inos[i]!, out, at)
         return false
       }
       packStat(ts, out, at)
@@ -240,15 +252,20 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
       if (fileLayer !== undefined) out[at + 23] = (out[at + 23] ?? 0) | (layerCode(fileLayer) << STAT_LAYER_SHIFT)
       return false
     } catch {
-      packTypeOnly(dtype, out, at)
+      packLean(listed.types[i]!, listed.tags[i]!, listed.inos[i]!, out, at)
       return false
     }
   }
-  /** Packs every listed entry from slot `first` on; returns whether one is open for writing. */
-  const packEntries = (dir: string, listed: { names: string[], types: number[] }, out: Uint32Array, first: number): boolean => {
+  /**
+   * Packs every listed entry from slot `first` on; returns whether one is open for writing. A lean
+   * listing (lean-listings.ts) packs only its directories' attributes.
+   */
+  const packEntries = (dir: string, listed: Listed, out: Uint32Array, first: number, lean = false): boolean => {
     let writer = false
     for (let i = 0; i < listed.names.length; i++) {
-      if (packListed(dir, listed.names[i]!, listed.types[i]!, out, (i + first) * STAT_SLOTS)) writer = true
+      const at = (i + first) * STAT_SLOTS
+      if (lean && listed.types[i] !== DT_DIR) packLean(listed.types[i]!, listed.tags[i]!, listed.inos[i]!, out, at)
+      else if (packListed(dir, listed, i, out, at)) writer = true
     }
     return writer
   }
@@ -265,35 +282,46 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
    * would (dir-prefetch.ts). After the lookup that asked for it has been answered: on the JS
    * thread, so the table's epoch rules hold as for a listing.
    */
-  const prefetchDir = (dir: string): void => {
-    let listed: { names: string[], types: number[] }
+  const prefetchDir = (dir: string, maxEntries = MAX_ENTRIES): void => {
+    let listed: Listed
     try {
       listed = fsys.list(dir)
     } catch {
       return // gone meanwhile
     }
-    if (listed.names.length > MAX_ENTRIES) return
+    if (listed.names.length > maxEntries) return
     const packed = new Uint32Array(listed.names.length * STAT_SLOTS)
     packEntries(dir, listed, packed, 0)
     stats.dirPrefetches++
     stats.dirPrefetchEntries += binding.fuse_native_strata_prefetch(`/${dir}`, listed.names, packed)
   }
-  /** A listing: names with . and .., their stats packed in one array, and the directory's path. */
-  value('readdir', [[], [], null], (p: string | null, fh: number) => {
+  /**
+   * A listing: names with . and .., their stats packed in one array, and the directory's path.
+   * Lean (lean-listings.ts) unless its caller looks entries up; data volumes' entries are never
+   * kept by the kernel, so their listings are always lean.
+   */
+  valueFor('readdir', [[], [], null], (pid: number, p: string | null, fh: number) => {
     const rel = p === null ? fsys.dirPath(fh) : relFromFuse(p)
-    const kept = listings.get(rel)
+    const inVolume = fsys.inVolume(rel)
+    const lean = inVolume || leanListings.leanFor(pid, rel)
+    const kept = listings.get(rel, lean)
     if (kept) {
       stats.listingHits++
-      return kept
+      if (kept.lean) leanListings.listedLean(rel)
+      return kept.answer
     }
     const generation = listings.current
-    const { names, types } = fsys.list(rel)
-    const packed = new Uint32Array((names.length + 2) * STAT_SLOTS)
-    packTypeOnly(4, packed, 0)
-    packTypeOnly(4, packed, STAT_SLOTS)
-    const writer = packEntries(rel, { names, types }, packed, 2)
-    const answer = [['.', '..', ...names], packed, `/${rel}`]
-    if (!writer && !fsys.inVolume(rel)) listings.set(rel, generation, answer)
+    const listed = fsys.list(rel)
+    const packed = new Uint32Array((listed.names.length + 2) * STAT_SLOTS)
+    packTypeOnly(DT_DIR, packed, 0)
+    packTypeOnly(DT_DIR, packed, STAT_SLOTS)
+    const writer = packEntries(rel, listed, packed, 2, lean)
+    const answer = [['.', '..', ...listed.names], packed, `/${rel}`]
+    if (lean && !inVolume) {
+      stats.leanListings++
+      leanListings.listedLean(rel)
+    }
+    if (!writer && !inVolume) listings.set(rel, generation, answer, lean)
     return answer
   })
   status('access', (p: string | null) => { fsys.access(pathArg(p)) })

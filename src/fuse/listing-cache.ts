@@ -21,6 +21,8 @@ export type ListingAnswer = unknown[]
 interface Kept {
   at: number
   answer: ListingAnswer
+  /** only directories carry attributes (lean-listings.ts) */
+  lean: boolean
 }
 
 /** Approximate bytes per listed entry kept: its name's slot and its packed stat (24 x 4 bytes). */
@@ -40,14 +42,15 @@ export class ListingCache {
     if (this.kept.size > 0) this.kept.clear()
   }
 
-  get(rel: string): ListingAnswer | undefined {
+  /** A kept listing of `rel`; a lean one only if `lean` ones will do. */
+  get(rel: string, lean: boolean): Kept | undefined {
     const k = this.kept.get(rel)
     if (!k) return undefined
     if (Date.now() - k.at > this.maxAgeMs) {
       this.kept.delete(rel)
       return undefined
     }
-    return k.answer
+    return k.lean && !lean ? undefined : k
   }
 
   /** The generation to pass to `set` for a listing about to be built. */
@@ -56,8 +59,8 @@ export class ListingCache {
   }
 
   /** Keeps an answer built from the state at `generation` (unless something changed since). */
-  set(rel: string, generation: number, answer: ListingAnswer): void {
-    if (generation === this.generation) this.kept.set(rel, { at: Date.now(), answer })
+  set(rel: string, generation: number, answer: ListingAnswer, lean: boolean): void {
+    if (generation === this.generation) this.kept.set(rel, { at: Date.now(), answer, lean })
   }
 
   clear(): void {

@@ -67,6 +67,18 @@ const TYPE_ONLY = Array.from({ length: 16 }, (_, dtype) => {
   return out
 })
 
+/**
+ * Writes a listed entry without its attributes into `out` at slot `at`: its file type and the
+ * st_ino its stat gives (d_type and d_ino), nothing the kernel or the binding may keep.
+ */
+export function packLean(dtype: number, tag: number, hostIno: number, out: Uint32Array, at: number): void {
+  out.fill(0, at, at + STAT_SLOTS)
+  out[at] = (dtype & 15) << 12
+  const ino = hostIno % TWO48
+  out[at + 7] = ino % TWO32
+  out[at + 8] = ((ino - (ino % TWO32)) / TWO32) + tag * 65536
+}
+
 /** Writes a stat carrying only a file type (a d_type, inode unknown) into `out` at slot `at`. */
 export function packTypeOnly(dtype: number, out: Uint32Array, at: number): void {
   out.set(TYPE_ONLY[dtype & 15]!, at)

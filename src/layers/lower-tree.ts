@@ -49,6 +49,8 @@ export interface LowerDir {
   stats: Float64Array | null
   /** per entry: STATTED, XATTRS_KNOWN, XATTR_FREE */
   state: Uint8Array
+  /** per entry: d_ino of the visible entry, as its layer's readdir gave it (a lean listing's st_ino) */
+  inos: Float64Array
 }
 
 const STAT_SLOTS = 16
@@ -60,7 +62,7 @@ const XATTR_FREE = 4
  * Approximate bytes a cached directory holds: per entry a Map slot, name and entry object, and its
  * share of the stats buffer (counted from the start, as it is allocated on the first stat).
  */
-const dirBytes = (d: LowerDir): number => 256 + d.entries.size * (120 + STAT_SLOTS * 8)
+const dirBytes = (d: LowerDir): number => 256 + d.entries.size * (128 + STAT_SLOTS * 8)
 
 /** Default bound on the cached directories, in approximate bytes (dirBytes). */
 export const LOWER_CACHE_BYTES = 32 * 2 ** 20
@@ -152,6 +154,7 @@ export class LowerTree {
     /** directories whose merge was cut by a non-directory or whiteout lower down */
     const closed = new Set<string>()
     const contributing: number[] = []
+    const inos: number[] = []
     for (let i = 0; i < layers.length; i++) {
       const layer = layers[i]!
       const dirAbs = this.abs(layer, rel)
@@ -175,6 +178,7 @@ export class LowerTree {
         if (hidden.has(name)) continue
         const seen = entries.get(name)
         if (!seen) {
+          inos.push(list.inos[k]!)
           entries.set(name, dtype === DT_DIR ? { layer, dtype, dirLayers: [layer], index: entries.size } : { layer, dtype, index: entries.size })
         } else if (seen.dirLayers && !closed.has(name)) {
           if (dtype === DT_DIR) seen.dirLayers.push(layer)
@@ -189,7 +193,7 @@ export class LowerTree {
       if (honourOpaque && !isLast && !opaque) opaque = isOpaqueValue(host.getxattr(dirAbs, OPAQUE_XATTR) ?? 0)
       if (opaque) break
     }
-    const dir: LowerDir = { entries, layers: contributing, stats: null, state: new Uint8Array(entries.size) }
+    const dir: LowerDir = { entries, layers: contributing, stats: null, state: new Uint8Array(entries.size), inos: Float64Array.from(inos) }
     for (const entry of entries.values()) entry.dir = dir
     return dir
   }

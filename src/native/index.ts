@@ -10,6 +10,8 @@ export interface DirList {
   names: string[]
   /** d_type per name (DT_DIR = 4, DT_REG = 8, DT_LNK = 10, DT_CHR = 2, DT_UNKNOWN = 0 ...) */
   types: Uint8Array
+  /** d_ino per name: the entry's st_ino on the filesystems layers live on (not for mount points) */
+  inos: Float64Array
 }
 
 export interface Native {

@@ -226,7 +226,8 @@ static napi_value n_statvfs(napi_env env, napi_callback_info info) {
   return ret_int(env, 0);
 }
 
-// readdir(path) -> { names: string[], types: Uint8Array (d_type) } | -errno. Skips "." and "..".
+// readdir(path) -> { names: string[], types: Uint8Array (d_type), inos: Float64Array (d_ino) } | -errno.
+// Skips "." and "..".
 static napi_value n_readdir(napi_env env, napi_callback_info info) {
   ARGS(1);
   AT_ARG(path, 0);
@@ -237,6 +238,7 @@ static napi_value n_readdir(napi_env env, napi_callback_info info) {
   if (!dir) { int e = errno; close(fd); return ret_int(env, -e); }
   size_t cap = 64, n = 0;
   unsigned char *types = malloc(cap);
+  double *inos = malloc(cap * sizeof(double));
   napi_value names;
   napi_create_array(env, &names);
   struct dirent *de;
@@ -244,23 +246,29 @@ static napi_value n_readdir(napi_env env, napi_callback_info info) {
   while ((de = readdir(dir)) != NULL) {
     const char *nm = de->d_name;
     if (nm[0] == '.' && (nm[1] == 0 || (nm[1] == '.' && nm[2] == 0))) continue;
-    if (n == cap) { cap *= 2; types = realloc(types, cap); }
+    if (n == cap) { cap *= 2; types = realloc(types, cap); inos = realloc(inos, cap * sizeof(double)); }
     types[n] = de->d_type;
+    inos[n] = (double) de->d_ino; // exact below 2^53; folded to 48 bits by whoever packs it
     napi_set_element(env, names, (uint32_t) n, latin1(env, nm, strlen(nm)));
     n++;
   }
   int e = errno;
   closedir(dir);
-  if (e) { free(types); return ret_int(env, -e); }
-  void *tdata;
-  napi_value ab, tarr, out;
+  if (e) { free(types); free(inos); return ret_int(env, -e); }
+  void *tdata, *idata;
+  napi_value ab, tarr, iab, iarr, out;
   napi_create_arraybuffer(env, n, &tdata, &ab);
   if (n) memcpy(tdata, types, n);
   free(types);
   napi_create_typedarray(env, napi_uint8_array, n, ab, 0, &tarr);
+  napi_create_arraybuffer(env, n * sizeof(double), &idata, &iab);
+  if (n) memcpy(idata, inos, n * sizeof(double));
+  free(inos);
+  napi_create_typedarray(env, napi_float64_array, n, iab, 0, &iarr);
   napi_create_object(env, &out);
   napi_set_named_property(env, out, "names", names);
   napi_set_named_property(env, out, "types", tarr);
+  napi_set_named_property(env, out, "inos", iarr);
   return out;
 }
 

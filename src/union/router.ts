@@ -8,7 +8,7 @@ import * as host from '../sys/hostfs'
 import { isWithin, joinRel } from '../sys/rel'
 import type { Handle } from './handles'
 import { isLibfuseHidden, RemovedHiddenNames } from './hidden-names'
-import type { Caller, ListedAttrs, TaggedStat, UnionFs } from './union-fs'
+import type { Caller, Listed, ListedAttrs, TaggedStat, UnionFs } from './union-fs'
 import { VolumeFs, type VolumeSpec } from './volume-fs'
 
 /** ino tags of volumes: far above any lower layer's. */
@@ -72,9 +72,9 @@ export class Router {
   }
 
   /** A listed entry's attributes and xattr-freeness (UnionFs.listedAttrs); a volume's are never kept. */
-  listedAttrs(rel: string): ListedAttrs {
+  listedAttrs(rel: string, fromLower = false): ListedAttrs {
     const t = this.pick(rel)
-    return t ? { ts: t.vol.stat(t.sub), xattrFree: false } : this.union.listedAttrs(rel)
+    return t ? { ts: t.vol.stat(t.sub), xattrFree: false } : this.union.listedAttrs(rel, fromLower)
   }
 
   fstat(id: number): TaggedStat {
@@ -99,7 +99,7 @@ export class Router {
     return t ? t.vol.readlink(t.sub) : this.union.readlink(rel)
   }
 
-  list(rel: string): { names: string[], types: number[] } {
+  list(rel: string): Listed {
     const t = this.pick(rel)
     return t ? t.vol.list(t.sub) : this.union.list(rel)
   }

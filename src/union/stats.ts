@@ -26,6 +26,9 @@ export class UnionStats {
   /** directories whose entries' attributes went to the binding without a listing (src/fuse/dir-prefetch.ts), and those entries */
   dirPrefetches = 0
   dirPrefetchEntries = 0
+  /** listings made without their entries' attributes, and those upgraded by a lookup after (src/fuse/lean-listings.ts) */
+  leanListings = 0
+  leanUpgrades = 0
   private answeredHere = 0
   private readonly sources = new Map<string, StatsSource>()
 
@@ -91,6 +94,7 @@ export class UnionStats {
       nodeCache: { hits: this.nodeHits, misses: this.nodeMisses },
       listingCache: { hits: this.listingHits },
       dirPrefetch: { dirs: this.dirPrefetches, entries: this.dirPrefetchEntries },
+      leanListings: { made: this.leanListings, upgraded: this.leanUpgrades },
     }
   }
 }

@@ -54,6 +54,8 @@ interface HiddenFile {
 /** ino tag (top 16 bits of st_ino) of the upper; lower layer i gets LOWER_TAG + i. */
 export const UPPER_TAG = 1
 const LOWER_TAG = 2
+/** Whether the tag of an entry of a union listing (`Listed`, TaggedStat) is a lower layer's. */
+export const isLowerTag = (tag: number): boolean => tag >= LOWER_TAG
 
 export interface Caller {
   uid: number
@@ -97,6 +99,17 @@ export interface Node {
   type: number
   /** directories: the lower view merges in (no opaque upper dir, lower has a directory here) */
   merged: boolean
+}
+
+/**
+ * A merged listing: per name its d_type, and the st_ino its stat would give without the stat
+ * (the host d_ino, the tag of the layer it comes from; a merged directory's differs, see statNode).
+ */
+export interface Listed {
+  names: string[]
+  types: number[]
+  inos: number[]
+  tags: number[]
 }
 
 /** A stat of a visible entry, with the ino tag of the layer it came from. */
@@ -222,6 +235,11 @@ export class UnionFs {
         return { rel, parent, dead: false, upper: true, layer: -1, type, merged }
       }
     }
+    return this.lowerChild(parent, rel)
+  }
+
+  /** The child `rel` of `parent` as the lower layers have it (the upper has no such name). */
+  private lowerChild(parent: Node, rel: string): Node | null {
     if (!parent.merged) return null
     const entry = this.lower.lookup(rel)
     if (!entry) return null
@@ -278,14 +296,15 @@ export class UnionFs {
    * The attributes of an entry being listed. A listing touches every child once: the child is
    * resolved without entering the node cache (caching each would churn it on big trees, and a
    * listing's lookups are answered from the listing itself), and asked for xattrs only where the
-   * kernel may keep the attributes.
+   * kernel may keep the attributes. `fromLower`: the listing just made (list) found the name in
+   * the lower layers, not in the upper, so the upper is not asked again.
    */
-  listedAttrs(rel: string): ListedAttrs {
+  listedAttrs(rel: string, fromLower = false): ListedAttrs {
     let node = this.nodes.get(rel)
     if (!node || !isLive(node)) {
       const parent = this.resolve(parentOf(rel))
       if (parent.type !== host.S_IFDIR) throw fsError('ENOTDIR', 'lookup', rel)
-      const found = this.lookupChild(parent, rel)
+      const found = fromLower ? this.lowerChild(parent, rel) : this.lookupChild(parent, rel)
       if (!found) throw fsError('ENOENT', 'lookup', rel)
       node = found
     }
@@ -304,15 +323,17 @@ export class UnionFs {
   }
 
   /** The merged listing of a directory: names and d_types, each name once, whiteouts applied. */
-  list(rel: string): { names: string[], types: number[] } {
+  list(rel: string): Listed {
     const node = this.resolve(rel)
     if (node.type !== host.S_IFDIR) throw fsError('ENOTDIR', 'readdir', rel)
     return this.listNode(node)
   }
 
-  private listNode(node: Node): { names: string[], types: number[] } {
+  private listNode(node: Node): Listed {
     const names: string[] = []
     const types: number[] = []
+    const inos: number[] = []
+    const tags: number[] = []
     const seen = new Set<string>()
     if (node.upper) {
       const abs = this.upperAbs(node.rel)
@@ -329,6 +350,8 @@ export class UnionFs {
         }
         names.push(name)
         types.push(dtype)
+        inos.push(list.inos[i]!)
+        tags.push(UPPER_TAG)
       }
     }
     if (node.merged) {
@@ -338,10 +361,12 @@ export class UnionFs {
           if (seen.has(name)) continue
           names.push(name)
           types.push(entry.dtype)
+          inos.push(dir.inos[entry.index]!)
+          tags.push(LOWER_TAG + entry.layer)
         }
       }
     }
-    return { names, types }
+    return { names, types, inos, tags }
   }
 
   private isEmptyDir(node: Node): boolean {

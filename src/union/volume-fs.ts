@@ -13,7 +13,7 @@ import { ST } from '../native'
 import { fsError } from '../sys/errors'
 import * as host from '../sys/hostfs'
 import { absIn, parentOf } from '../sys/rel'
-import type { Caller, TaggedStat } from './union-fs'
+import type { Caller, Listed, TaggedStat } from './union-fs'
 import type { Handle, HandleTable } from './handles'
 
 const { O_CREAT, O_EXCL, O_TRUNC, O_NOFOLLOW, O_NOCTTY, O_DIRECT, O_WRONLY, O_RDWR } = fs.constants
@@ -63,7 +63,7 @@ export class VolumeFs {
     return { st, tag: this.tag, mergedDir: false, stable: false }
   }
 
-  list(sub: string): { names: string[], types: number[] } {
+  list(sub: string): Listed {
     const dir = this.abs(sub)
     const l = host.readdir(dir)
     const types: number[] = []
@@ -72,7 +72,7 @@ export class VolumeFs {
       if (t === 0) t = host.fileType(host.lstat(`${dir}/${l.names[i]}`)[ST.mode]!) >>> 12
       types.push(t)
     }
-    return { names: l.names, types }
+    return { names: l.names, types, inos: Array.from(l.inos), tags: l.names.map(() => this.tag) }
   }
 
   isDir(sub: string): boolean {

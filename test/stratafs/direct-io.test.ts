@@ -164,9 +164,13 @@ t.test('a file a listing showed is opened for reading by the binding; copy-up, r
     const b = Buffer.alloc(100)
     return b.subarray(0, fs.readSync(fd, b, 0, 100, 0)).toString()
   }
-  /** Lists `dir` (the kernel learns its entries), then opens `dir/name` for reading: by the binding? */
+  /**
+   * Lists `dir` (the kernel learns its entries), then opens `dir/name` for reading: by the binding?
+   * The listing is a new process's first, so it is a full one (src/fuse/lean-listings.ts).
+   */
   const openListed = (dir: string, name: string): { fd: number, byBinding: boolean } => {
-    fs.readdirSync(`${m.mnt}/${dir}`)
+    const ls = spawnSync('ls', ['-f', `${m.mnt}/${dir}`])
+    if (ls.status !== 0) throw new Error(`ls -f ${dir}: ${ls.stderr}`)
     const before = opens()
     const fd = fs.openSync(`${m.mnt}/${dir}/${name}`, 'r')
     const after = opens()
