@@ -2,7 +2,7 @@
 # CPU profile of the stratafs daemon during one workload (node --cpu-prof), summarised by
 # dist/bench/cpuprof-top.js. Needs the fixtures of a kept bench run:
 #   BENCH_DIR=/tmp/sbfix BENCH_REPS=1 BENCH_ONLY=none bash bench/run.sh   # just builds fixtures
-#   bash bench/profile.sh /tmp/sbfix untar|ls10k|randwrite|chmod1000|lsR_warm|find_warm
+#   bash bench/profile.sh /tmp/sbfix untar|ls10k|readdir10k|randwrite|chmod1000|lsR_warm|find_warm
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD FIX=${1:?fixture dir} W=${2:?workload}
@@ -10,7 +10,7 @@ RUN=$(mktemp -d "$FIX/prof.XXXXXX") MNT=$RUN/m UP=$RUN/u WK=$RUN/w PROF=$REPO/be
 mkdir -p "$MNT" "$UP" "$WK" "$PROF"
 case $W in
   untar|randwrite|chmod1000) LOWERS=$FIX/data/l ;;
-  ls10k) LOWERS=$FIX/wide/a:$FIX/wide/b; cp -a "$FIX/wide/u/big" "$UP/" ;;
+  ls10k|readdir10k) LOWERS=$FIX/wide/a:$FIX/wide/b; cp -a "$FIX/wide/u/big" "$UP/" ;;
   find_warm|lsR_warm) LOWERS=$FIX/tree/l ;;
   *) echo "profile: unknown workload $W" >&2; exit 2 ;;
 esac
@@ -28,6 +28,7 @@ case $W in
   randwrite) fio --name=b --filename="$MNT/new" --rw=randwrite --bs=4k --size=64M --ioengine=psync --fallocate=none --randrepeat=1 --norandommap >/dev/null ;;
   chmod1000) chmod 600 chmod/c* ;;
   ls10k) ls -l big >/dev/null ;;
+  readdir10k) ls -f big >/dev/null ;;
   find_warm) find . >/dev/null; find . >/dev/null ;;
   lsR_warm) ls -lR . >/dev/null; ls -lR . >/dev/null ;;
 esac
