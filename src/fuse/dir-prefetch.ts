@@ -10,6 +10,11 @@
  * through JS cost, so a program that looks up a handful of names in a large directory (a dynamic
  * linker in /usr/lib) must not make the daemon stat all of it. A directory is not prefetched again
  * while its last prefetch may still answer (the binding keeps listed attributes 10 s).
+ *
+ * A prefetch also tells the binding every name the directory has, so it answers lookups of other
+ * names (ENOENT) itself while nothing changes. Misses are what PATH searches, the dynamic linker
+ * and Python's imports mostly make; for them the names alone will do, which cost no stat: after a
+ * few misses in a directory, its names go to the binding (up to MAX_NAMES).
  */
 import { LRUCache } from 'lru-cache'
 
@@ -22,37 +27,53 @@ const RUN_GAP_MS = 2000
 const KEPT_MS = 10_000
 /** Larger directories are left alone: the binding's table has 32Ki slots. */
 export const MAX_ENTRIES = 8192
+/** Names of a directory the binding keeps at most (STRATA_DIRSET_MAX_NAMES). */
+export const MAX_NAMES = 65536
+
+/** What to hand the binding: every entry's attributes (and the names), or only the names. */
+export type Prefetch = 'attrs' | 'names' | null
 
 interface Run {
   lookups: number
+  misses: number
   lastMs: number
   /** entries, once listed */
   size: number
   prefetchedMs: number
+  namesMs: number
 }
 
 export class DirPrefetch {
   private readonly runs = new LRUCache<string, Run>({ max: 512 })
 
   /**
-   * A lookup in `dir` was answered by JS. Returns whether to prefetch it now. `sizeOf` gives the
-   * directory's entry count; it is asked at most once per run of lookups, and only once there
-   * are enough of them to consider the directory.
+   * A lookup in `dir` was answered by JS: it `found` the name or not. Returns what to prefetch
+   * now. `sizeOf` gives the directory's entry count; it is asked at most once per run of lookups,
+   * and only once there are enough of them to consider the directory.
    */
-  lookedUp(dir: string, sizeOf: () => number, now = Date.now()): boolean {
+  lookedUp(dir: string, found: boolean, sizeOf: () => number, now = Date.now()): Prefetch {
     let run = this.runs.get(dir)
     if (!run || now - run.lastMs > RUN_GAP_MS) {
-      run = { lookups: 0, lastMs: now, size: -1, prefetchedMs: run?.prefetchedMs ?? -Infinity }
+      run = { lookups: 0, misses: 0, lastMs: now, size: -1, prefetchedMs: run?.prefetchedMs ?? -Infinity, namesMs: run?.namesMs ?? -Infinity }
       this.runs.set(dir, run)
     }
-    run.lookups++
     run.lastMs = now
-    if (run.lookups < MIN_LOOKUPS || now - run.prefetchedMs < KEPT_MS) return false
+    if (!found) {
+      run.misses++
+      if (run.misses < MIN_LOOKUPS || now - Math.max(run.namesMs, run.prefetchedMs) < KEPT_MS) return null
+      if (run.size < 0) run.size = sizeOf()
+      if (run.size > MAX_NAMES) return null
+      run.namesMs = now
+      run.misses = 0
+      return 'names'
+    }
+    run.lookups++
+    if (run.lookups < MIN_LOOKUPS || now - run.prefetchedMs < KEPT_MS) return null
     if (run.size < 0) run.size = sizeOf()
-    if (run.size > MAX_ENTRIES || run.lookups < run.size * SHARE) return false
+    if (run.size > MAX_ENTRIES || run.lookups < run.size * SHARE) return null
     run.prefetchedMs = now
     run.lookups = 0
-    return true
+    return 'attrs'
   }
 
   /** Something changed in the mount: nothing is known about any directory. */

@@ -18,7 +18,7 @@ import { toNegErrno } from './errno'
 import { layerCode, packLean, packStat, packStatfs, packTypeOnly, STAT_LAYER_SHIFT, STAT_NO_XATTRS, STAT_SLOTS } from './stat-pack'
 import { LeanListings } from './lean-listings'
 import { DT_DIR } from '../layers/lower-tree'
-import { DirPrefetch, MAX_ENTRIES } from './dir-prefetch'
+import { DirPrefetch, MAX_ENTRIES, MAX_NAMES } from './dir-prefetch'
 import { ListingCache } from './listing-cache'
 import { ATTR_CACHE_MS } from './mount'
 
@@ -210,18 +210,31 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     }) as Handler)
   }
 
+  /**
+   * A lookup in `dir` by `pid` reached JS, found or not: a directory listed lean is upgraded now
+   * (the lookups of its other entries follow), one looked into often enough is prefetched (its
+   * names then answer misses too, in the binding).
+   */
+  const lookedUpIn = (dir: string, found: boolean, pid: number): void => {
+    if (leanListings.lookedUp(dir, pid)) {
+      stats.leanUpgrades++
+      prefetchDir(dir, false, Infinity)
+      return
+    }
+    if (fsys.inVolume(dir)) return
+    const what = prefetcher.lookedUp(dir, found, () => entryCount(dir))
+    if (what !== null) setImmediate(() => prefetchDir(dir, what === 'names'))
+  }
   valueFor('getattr', [EMPTY_STAT], (pid: number, p: string | null) => {
     const rel = pathArg(p)
-    const answer = [packStat(fsys.stat(rel))]
-    if (rel !== '') {
-      const dir = parentOf(rel)
-      if (leanListings.lookedUp(dir, pid)) {
-        // before answering: the lookups of the other entries will follow this one
-        stats.leanUpgrades++
-        prefetchDir(dir, Infinity)
-      } else if (!fsys.inVolume(dir) && prefetcher.lookedUp(dir, () => entryCount(dir))) setImmediate(() => prefetchDir(dir))
+    let found = false
+    try {
+      const answer = [packStat(fsys.stat(rel))]
+      found = true
+      return answer
+    } finally {
+      if (rel !== '') lookedUpIn(parentOf(rel), found, pid)
     }
-    return answer
   })
   value('fgetattr', [EMPTY_STAT], (p: string | null, fh: number) => [packStat(fh ? fsys.fstat(fh) : fsys.stat(pathArg(p)))])
   value('statfs', [EMPTY_STATFS], () => [packStatfs(fsys.statfs())])
@@ -279,10 +292,10 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   }
   /**
    * Puts the attributes of every entry of `dir` in the binding's listing table, as a listing
-   * would (dir-prefetch.ts). After the lookup that asked for it has been answered: on the JS
-   * thread, so the table's epoch rules hold as for a listing.
+   * would, and its names in the binding (dir-prefetch.ts); `namesOnly`: just the names, nothing
+   * statted. On the JS thread, so the table's epoch rules hold as for a listing.
    */
-  const prefetchDir = (dir: string, maxEntries = MAX_ENTRIES): void => {
+  const prefetchDir = (dir: string, namesOnly: boolean, maxEntries = namesOnly ? MAX_NAMES : MAX_ENTRIES): void => {
     let listed: Listed
     try {
       listed = fsys.list(dir)
@@ -290,7 +303,12 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
       return // gone meanwhile
     }
     if (listed.names.length > maxEntries) return
-    const packed = new Uint32Array(listed.names.length * STAT_SLOTS)
+    const packed = new Uint32Array(listed.names.length * STAT_SLOTS) // all zero: nothing to keep
+    if (namesOnly) {
+      stats.dirNamePrefetches++
+      binding.fuse_native_strata_prefetch(`/${dir}`, listed.names, packed)
+      return
+    }
     packEntries(dir, listed, packed, 0)
     stats.dirPrefetches++
     stats.dirPrefetchEntries += binding.fuse_native_strata_prefetch(`/${dir}`, listed.names, packed)

@@ -26,6 +26,8 @@ export class UnionStats {
   /** directories whose entries' attributes went to the binding without a listing (src/fuse/dir-prefetch.ts), and those entries */
   dirPrefetches = 0
   dirPrefetchEntries = 0
+  /** directories whose names alone went to the binding, to answer lookups of others (misses) */
+  dirNamePrefetches = 0
   /** listings made without their entries' attributes, and those upgraded by a lookup after (src/fuse/lean-listings.ts) */
   leanListings = 0
   leanUpgrades = 0
@@ -93,7 +95,7 @@ export class UnionStats {
       copyUps: { count: this.copyUps, bytes: this.copyUpBytes },
       nodeCache: { hits: this.nodeHits, misses: this.nodeMisses },
       listingCache: { hits: this.listingHits },
-      dirPrefetch: { dirs: this.dirPrefetches, entries: this.dirPrefetchEntries },
+      dirPrefetch: { dirs: this.dirPrefetches, entries: this.dirPrefetchEntries, namesOnly: this.dirNamePrefetches },
       leanListings: { made: this.leanListings, upgraded: this.leanUpgrades },
     }
   }

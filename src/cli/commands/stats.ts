@@ -11,7 +11,7 @@ interface Stats {
   ops: Record<string, OpStat>, servedBy?: Record<string, Record<string, number>>, copyUps: { count: number, bytes: number }, nodeCache: { hits: number, misses: number },
   passthrough?: { opens: number, backingFiles: number, refused: number }
   uring?: { requests: number, threads: number, yielded: number, rescued: number }
-  listingCache?: { hits: number }, dirPrefetch?: { dirs: number, entries: number }, leanListings?: { made: number, upgraded: number }
+  listingCache?: { hits: number }, dirPrefetch?: { dirs: number, entries: number, namesOnly?: number }, leanListings?: { made: number, upgraded: number }
 }
 
 export function statsCommand(): Command {
@@ -42,7 +42,7 @@ export function statsCommand(): Command {
         out(u.threads > 0 ? `io_uring: ${u.requests} requests over ${u.threads} threads (one queue per CPU; the rest came through /dev/fuse), ${u.rescued} idle threads rescued` : 'io_uring: off (requests come through /dev/fuse)')
       }
       out(`copy-ups ${s.copyUps.count} (${(s.copyUps.bytes / 2 ** 20).toFixed(1)} MiB), node cache ${s.nodeCache.hits} hits / ${s.nodeCache.misses} misses`)
-      if (s.dirPrefetch) out(`listings served again ${s.listingCache?.hits ?? 0}; directories looked into without a listing, handed to the binding ${s.dirPrefetch.dirs} (${s.dirPrefetch.entries} entries)`)
+      if (s.dirPrefetch) out(`listings served again ${s.listingCache?.hits ?? 0}; directories looked into without a listing, handed to the binding ${s.dirPrefetch.dirs} (${s.dirPrefetch.entries} entries), their names alone ${s.dirPrefetch.namesOnly ?? 0} (for lookups of names they lack)`)
       if (s.leanListings) out(`listings without their files' attributes ${s.leanListings.made}, of which ${s.leanListings.upgraded} were looked into after (attributes then handed to the binding)`)
       out('op            count    mean µs  errors')
       for (const [name, o] of Object.entries(s.ops).sort((a, b) => b[1].count - a[1].count)) {
