@@ -16,7 +16,7 @@ import { binding, opcode, signalFn as bindingSignal } from './binding'
 import { bindingFds, bindingHandles, bindingIoStats, setBindingLayers } from './direct-io'
 import { toNegErrno } from './errno'
 import { layerCode, packLean, packStat, packStatfs, packTypeOnly, STAT_LAYER_SHIFT, STAT_NO_XATTRS, STAT_SLOTS } from './stat-pack'
-import { LeanListings } from './lean-listings'
+import { LeanListings, MAX_UPGRADE } from './lean-listings'
 import { DT_DIR } from '../layers/lower-tree'
 import { DirPrefetch, MAX_ENTRIES, MAX_NAMES } from './dir-prefetch'
 import { ListingCache } from './listing-cache'
@@ -218,7 +218,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   const lookedUpIn = (dir: string, found: boolean, pid: number): void => {
     if (leanListings.lookedUp(dir, pid)) {
       stats.leanUpgrades++
-      prefetchDir(dir, false, Infinity)
+      prefetchDir(dir, false, MAX_UPGRADE)
       return
     }
     if (fsys.inVolume(dir)) return

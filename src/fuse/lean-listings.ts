@@ -17,6 +17,11 @@
  */
 import { LRUCache } from 'lru-cache'
 
+/**
+ * Larger directories are not upgraded: the binding's table has 32Ki slots, and the upgrade stats
+ * every entry on the JS thread before the lookup that asked is answered.
+ */
+export const MAX_UPGRADE = 32768
 /** Directories listed lean and not yet upgraded (path → nothing). */
 const MAX_LEAN_DIRS = 4096
 /** Processes remembered: the directory each listed first, and those known to look entries up. */
