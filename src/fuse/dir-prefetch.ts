@@ -28,7 +28,7 @@ const KEPT_MS = 10_000
 /** Larger directories are left alone: the binding's table has 32Ki slots. */
 export const MAX_ENTRIES = 8192
 /** Names of a directory the binding keeps at most (STRATA_DIRSET_MAX_NAMES). */
-export const MAX_NAMES = 65536
+export const MAX_NAMES = 16384
 
 /** What to hand the binding: every entry's attributes (and the names), or only the names. */
 export type Prefetch = 'attrs' | 'names' | null
