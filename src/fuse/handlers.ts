@@ -26,6 +26,8 @@ type Handler = (...args: never[]) => void
 const TWO32 = 4294967296
 const EMPTY_STAT = new Uint32Array(STAT_SLOTS)
 const EMPTY_STATFS = new Uint32Array(11)
+/** A prefetch's stats when only the names go to the binding. */
+const NO_STATS = new Uint32Array(0)
 const UID_AT = binding.offsetof_fuse_thread_locals_t_caller_uid
 const GID_AT = binding.offsetof_fuse_thread_locals_t_caller_gid
 const PID_AT = binding.offsetof_fuse_thread_locals_t_caller_pid
@@ -303,12 +305,12 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
       return // gone meanwhile
     }
     if (listed.names.length > maxEntries) return
-    const packed = new Uint32Array(listed.names.length * STAT_SLOTS) // all zero: nothing to keep
     if (namesOnly) {
       stats.dirNamePrefetches++
-      binding.fuse_native_strata_prefetch(`/${dir}`, listed.names, packed)
+      binding.fuse_native_strata_prefetch(`/${dir}`, listed.names, NO_STATS)
       return
     }
+    const packed = new Uint32Array(listed.names.length * STAT_SLOTS)
     packEntries(dir, listed, packed, 0)
     stats.dirPrefetches++
     stats.dirPrefetchEntries += binding.fuse_native_strata_prefetch(`/${dir}`, listed.names, packed)
