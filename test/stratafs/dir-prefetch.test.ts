@@ -10,7 +10,7 @@ import * as fs from 'node:fs'
 import t from 'tap'
 import { DirPrefetch, MAX_ENTRIES, MAX_NAMES } from '../../src/fuse/dir-prefetch'
 import { mountUnion, strataStats } from '../helpers/mounts'
-import { lowersUnchanged, makeDirs, py } from './util'
+import { lowersUnchanged, makeDirs, observe } from './util'
 
 interface Stats {
   ops: Record<string, { count: number, errors?: Record<string, number> }>
@@ -90,9 +90,7 @@ t.test('lookups in an unlisted directory: the binding answers them with kernel o
     lowersUnchanged(t, d.lowers)
     const m = await mountUnion(t, target, d)
     const before = target === 'stratafs' ? strataStats<Stats>(m.mnt) : null
-    const r = py(SCRIPT, m.mnt)
-    t.equal(r.status, 0, `${target}: ${r.stderr}`)
-    results[target] = JSON.parse(r.stdout || '[]')
+    results[target] = observe(t, target, SCRIPT, m.mnt)
     if (before) {
       const after = strataStats<Stats>(m.mnt)
       const enoent = (s: Stats): number => s.ops.getattr?.errors?.ENOENT ?? 0

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process'
 import t from 'tap'
 import { mountUnion, strataStats } from '../helpers/mounts'
 import { tempDir } from '../helpers/tmp'
-import { daemonPids, lowersUnchanged, makeDirs, mountDirs, py, waitFor } from './util'
+import { daemonPids, lowersUnchanged, makeDirs, mountDirs, observe, py, waitFor } from './util'
 
 
 interface Stats {
@@ -414,9 +414,7 @@ t.test('chmod, chown and utimes of files open for writing: the binding does them
     lowersUnchanged(t, d.lowers)
     const m = await mountUnion(t, target, d)
     const before = target === 'stratafs' ? stats(m.mnt) : null
-    const r = py(SETATTR_SCRIPT, m.mnt, d.upper)
-    t.equal(r.status, 0, `${target}: ${r.stderr}`)
-    results[target] = JSON.parse(r.stdout || '[]') as unknown[]
+    results[target] = observe(t, target, SETATTR_SCRIPT, m.mnt, d.upper)
     if (before) byBinding = (stats(m.mnt).servedBy.binding?.setattr ?? 0) - (before.servedBy.binding?.setattr ?? 0)
     await m.unmount()
   }

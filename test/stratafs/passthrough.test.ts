@@ -7,7 +7,7 @@
  */
 import t from 'tap'
 import { mountUnion, strataStats } from '../helpers/mounts'
-import { lowersUnchanged, makeDirs, py, waitFor } from './util'
+import { lowersUnchanged, makeDirs, observe, waitFor } from './util'
 
 interface Stats {
   ops: Record<string, { count: number }>
@@ -77,9 +77,7 @@ t.test('files open for writing: the kernel reads and writes them (passthrough), 
     const d = makeDirs(t)
     lowersUnchanged(t, d.lowers)
     const m = await mountUnion(t, target, d)
-    const r = py(SCRIPT, m.mnt)
-    t.equal(r.status, 0, `${target}: ${r.stderr}`)
-    results[target] = JSON.parse(r.stdout || '[]')
+    results[target] = observe(t, target, SCRIPT, m.mnt)
     if (target === 'stratafs') {
       // the last RELEASEs reach the daemon after close(2) has returned
       await waitFor(() => strataStats<Stats>(m.mnt).passthrough?.backingFiles === 0)

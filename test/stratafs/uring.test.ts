@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process'
 import * as fs from 'node:fs'
 import t from 'tap'
 import { mountUnion, strataStats, stratafsBin } from '../helpers/mounts'
-import { lowersUnchanged, makeDirs, py } from './util'
+import { lowersUnchanged, makeDirs, observe } from './util'
 
 const PARAM = '/sys/module/fuse/parameters/enable_uring'
 const PER_QUEUE = 8 // STRATA_URING_PER_QUEUE
@@ -73,9 +73,7 @@ t.test('the same observations as kernel overlayfs, over io_uring and with uring=
     lowersUnchanged(t, d.lowers)
     const m = await mountUnion(t, target, { ...d, options: [...options] })
     const before = target === 'stratafs' ? strataStats<Stats>(m.mnt) : null
-    const r = py(SCRIPT, m.mnt)
-    t.equal(r.status, 0, `${label}: ${r.stderr}`)
-    results[label] = JSON.parse(r.stdout || '[]')
+    results[label] = observe(t, label, SCRIPT, m.mnt)
     if (before) {
       const after = strataStats<Stats>(m.mnt)
       const delta = (k: 'requests' | 'yielded'): number => (after.uring?.[k] ?? 0) - (before.uring?.[k] ?? 0)

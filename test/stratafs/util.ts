@@ -91,3 +91,13 @@ export function lowersUnchanged(t: Test, lowers: string[]): void {
 export function py(code: string, ...args: string[]): SpawnSyncReturns<string> {
   return spawnSync('python3', ['-c', code, ...args], { encoding: 'utf8', timeout: 60_000 })
 }
+
+/**
+ * Runs a differential test's python `script` (the mountpoint, then `args`, as its arguments) and
+ * returns the JSON it printed: its observations on target `label`. A script that fails fails `t`.
+ */
+export function observe(t: Test, label: string, script: string, mnt: string, ...args: string[]): unknown[] {
+  const r = py(script, mnt, ...args)
+  t.equal(r.status, 0, `${label}: ${r.stderr}`)
+  return JSON.parse(r.stdout || '[]') as unknown[]
+}
