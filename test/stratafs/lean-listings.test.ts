@@ -8,10 +8,10 @@
  */
 import * as fs from 'node:fs'
 import { spawnSync } from 'node:child_process'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { native } from '../../src/native'
 import { mountUnion, strataStats } from '../helpers/mounts'
-import { lowersUnchanged, makeDirs, py } from './util'
+import { dentryDrops, lowersUnchanged, makeDirs, py } from './util'
 
 interface Stats {
   ops: Record<string, { count: number }>
@@ -114,10 +114,43 @@ t.test('lean listings: names, types and d_ino as kernel overlayfs, before and af
 })
 
 t.test('lean listings: a walker gets lean ones, a lookup upgrades, the looker then gets full ones', async (t) => {
+  // Counts of lookups reaching the daemon; a measurement during which another test file dropped
+  // the kernel's dentries (they run two at a time) is discarded and made again on a fresh mount.
+  let seen: Measured | null = null
+  for (let attempt = 1; attempt <= 3 && seen === null; attempt++) {
+    const drops = dentryDrops()
+    const measured = await measurePolicy(t)
+    if (dentryDrops() === drops) seen = measured
+    else t.comment(`attempt ${attempt}: the kernel's dentries were dropped meanwhile; measuring again`)
+  }
+  if (seen === null) {
+    t.fail('every attempt was disturbed by a dentry drop elsewhere')
+    return
+  }
+  const { s0, s1, s2, s3, s4, s5, sizes, last, ls } = seen
+  t.same([s1.made - s0.made, s1.getattr - s0.getattr], [0, 0], `a process's first listing is full: none of its ${sizes.a} lookups reached JS`)
+  t.equal(s2.made - s1.made, 1, 'its listing of another directory is lean')
+  t.equal(s3.upgraded - s2.upgraded, 1, 'the first lookup after it upgraded the directory')
+  t.ok(s3.getattr - s2.getattr <= 2, `of ${sizes.b} lookups, ${s3.getattr - s2.getattr} reached JS (the rest answered from the upgrade)`)
+  t.equal(s4.made, s3.made, 'the looker\'s next listing is full')
+  t.equal(s5.getattr, s4.getattr, `its ${sizes.c} lookups all answered from the listing`)
+  t.equal(ls.status, 0, `ls -f: ${ls.stderr}`)
+  t.equal(last.made - s5.made, 2, 'another process (ls -f of three directories) lists all but its first lean')
+})
+
+interface Counts { made: number, upgraded: number, getattr: number }
+interface Measured {
+  s0: Counts, s1: Counts, s2: Counts, s3: Counts, s4: Counts, s5: Counts, last: Counts
+  sizes: { a: number, b: number, c: number }
+  ls: { status: number | null, stderr: string }
+}
+
+/** Lists and looks up through a fresh mount from this test's own process; the counters at each step. */
+async function measurePolicy(t: Test): Promise<Measured> {
   const d = makeDirs(t)
   populate(d)
   const m = await mountUnion(t, 'stratafs', d)
-  const stats = (): { made: number, upgraded: number, getattr: number } => {
+  const stats = (): Counts => {
     const s = strataStats<Stats>(m.mnt)
     return { ...s.leanListings!, getattr: s.ops.getattr?.count ?? 0 }
   }
@@ -134,22 +167,16 @@ t.test('lean listings: a walker gets lean ones, a lookup upgrades, the looker th
   const inA = names('a')
   statAll('a', inA)
   const s1 = stats()
-  t.same([s1.made - s0.made, s1.getattr - s0.getattr], [0, 0], `a process's first listing is full: none of its ${inA.length} lookups reached JS`)
   const inB = names('b')
   const s2 = stats()
-  t.equal(s2.made - s1.made, 1, 'its listing of another directory is lean')
   statAll('b', inB)
   const s3 = stats()
-  t.equal(s3.upgraded - s2.upgraded, 1, 'the first lookup after it upgraded the directory')
-  t.ok(s3.getattr - s2.getattr <= 2, `of ${inB.length} lookups, ${s3.getattr - s2.getattr} reached JS (the rest answered from the upgrade)`)
   const inC = names('c')
   const s4 = stats()
-  t.equal(s4.made, s3.made, 'the looker\'s next listing is full')
   statAll('c', inC)
-  t.equal(stats().getattr, s4.getattr, `its ${inC.length} lookups all answered from the listing`)
   const s5 = stats()
-  const other = spawnSync('ls', ['-f', `${m.mnt}/a/sub`, `${m.mnt}/b/sub`, `${m.mnt}/c/sub`], { encoding: 'utf8' })
-  t.equal(other.status, 0, `ls -f: ${other.stderr}`)
-  t.equal(stats().made - s5.made, 2, 'another process (ls -f of three directories) lists all but its first lean')
+  const ls = spawnSync('ls', ['-f', `${m.mnt}/a/sub`, `${m.mnt}/b/sub`, `${m.mnt}/c/sub`], { encoding: 'utf8' })
+  const last = stats()
   await m.unmount()
-})
+  return { s0, s1, s2, s3, s4, s5, last, sizes: { a: inA.length, b: inB.length, c: inC.length }, ls: { status: ls.status, stderr: ls.stderr } }
+}

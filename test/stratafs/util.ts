@@ -101,3 +101,13 @@ export function observe(t: Test, label: string, script: string, mnt: string, ...
   t.equal(r.status, 0, `${label}: ${r.stderr}`)
   return JSON.parse(r.stdout || '[]') as unknown[]
 }
+
+/**
+ * How many times anyone dropped the kernel's dentries and inodes (`drop_caches` 2 or 3), from
+ * /proc/vmstat. Tests that count the lookups reaching the daemon use it to tell a count another
+ * test file disturbed (they run two at a time, and some drop the caches) from a wrong one.
+ */
+export function dentryDrops(): number {
+  const m = /^drop_slab (\d+)$/m.exec(fs.readFileSync('/proc/vmstat', 'utf8'))
+  return m ? Number(m[1]) : 0
+}
