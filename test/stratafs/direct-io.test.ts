@@ -193,6 +193,19 @@ t.test('a file a listing showed is opened for reading by the binding; copy-up, r
   fs.closeSync(a.fd)
   await waitFor(() => releases() > releasesBefore) // the release reaches the daemon after close(2) returns
   t.equal(releases(), releasesBefore + 1, 'and released by the binding')
+  // Opened again: inside the OPEN, libfuse's auto_cache asks for the file's attributes (is the
+  // kernel's page cache of it still good?). The binding answers that as well; sent to JS, the
+  // question made JS take the handle over, and its release with it.
+  const fgetattrs = (): number => stats(m.mnt).ops.fgetattr?.count ?? 0
+  const allDone = (): number => stats(m.mnt).ops.release?.count ?? 0
+  const [fgBefore, reopenBefore, releasedBefore, doneBefore] = [fgetattrs(), opens(), releases(), allDone()]
+  const a2 = fs.openSync(`${m.mnt}/data1/a`, 'r')
+  t.same(opens(), { binding: reopenBefore.binding + 1, js: reopenBefore.js }, 'reopened: by the binding')
+  t.equal(pread(a2), 'lower a\n', 'reads its bytes')
+  fs.closeSync(a2)
+  await waitFor(() => allDone() > doneBefore)
+  t.equal(fgetattrs(), fgBefore, 'its attributes for the page cache taken without JS')
+  t.equal(releases(), releasedBefore + 1, 'and released by the binding again')
 
   const b = openListed('data2', 'b')
   t.ok(b.byBinding, 'opened by the binding')
