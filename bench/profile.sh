@@ -2,7 +2,7 @@
 # CPU profile of the stratafs daemon during one workload (node --cpu-prof), summarised by
 # dist/bench/cpuprof-top.js. Needs the fixtures of a kept bench run:
 #   BENCH_DIR=/tmp/sbfix BENCH_REPS=1 BENCH_ONLY=none bash bench/run.sh   # just builds fixtures
-#   bash bench/profile.sh /tmp/sbfix untar|ls10k|readdir10k|randwrite|chmod1000|lsR_warm|find_warm
+#   bash bench/profile.sh /tmp/sbfix untar|ls10k|readdir10k|randwrite|chmod1000|lsR_warm|find_warm|rmrf|grep|find_cold
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD FIX=${1:?fixture dir} W=${2:?workload}
@@ -11,7 +11,8 @@ mkdir -p "$MNT" "$UP" "$WK" "$PROF"
 case $W in
   untar|randwrite|chmod1000) LOWERS=$FIX/data/l ;;
   ls10k|readdir10k) LOWERS=$FIX/wide/a:$FIX/wide/b; cp -a "$FIX/wide/u/big" "$UP/" ;;
-  find_warm|lsR_warm) LOWERS=$FIX/tree/l ;;
+  find_warm|lsR_warm|find_cold) LOWERS=$FIX/tree/l ;;
+  rmrf|grep) LOWERS=$FIX/small/l ;;
   *) echo "profile: unknown workload $W" >&2; exit 2 ;;
 esac
 rm -f "$PROF/$W".cpuprofile
@@ -30,7 +31,10 @@ case $W in
   ls10k) ls -l big >/dev/null ;;
   readdir10k) ls -f big >/dev/null ;;
   find_warm) find . >/dev/null; find . >/dev/null ;;
+  find_cold) sync; echo 3 >/proc/sys/vm/drop_caches; find . >/dev/null ;;
   lsR_warm) ls -lR . >/dev/null; ls -lR . >/dev/null ;;
+  rmrf) rm -rf s ;;
+  grep) grep -r needle-not-present s ;;
 esac
 echo "profile: $W took $(( ($(date +%s%N) - t0) / 1000000 )) ms under --cpu-prof" >&2
 cd /
