@@ -332,6 +332,8 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     }
     const generation = listings.current
     const listed = fsys.list(rel)
+    const walkFrom = inVolume ? undefined : leanListings.firstListedBy(pid)
+    if (walkFrom !== undefined && walkFrom !== rel) fsys.union.readAhead.walked(walkFrom, rel, !lean)
     const packed = new Uint32Array((listed.names.length + 2) * STAT_SLOTS)
     packTypeOnly(DT_DIR, packed, 0)
     packTypeOnly(DT_DIR, packed, STAT_SLOTS)

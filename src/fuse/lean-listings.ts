@@ -41,6 +41,11 @@ export class LeanListings {
     return first !== undefined && first !== dir
   }
 
+  /** The first directory `pid` listed (in the last minute), if any. */
+  firstListedBy(pid: number): string | undefined {
+    return this.firstListed.get(pid)
+  }
+
   /** `dir` was just listed lean: the first lookup in it (by anyone) upgrades it. */
   listedLean(dir: string): void {
     this.leanDirs.set(dir, true)

@@ -97,6 +97,11 @@ export class LowerTree {
     return built
   }
 
+  /** Whether the directory at `rel` is built and cached (its layers' directories were read). */
+  isCached(rel: string): boolean {
+    return rel === '' || this.dirs.has(rel)
+  }
+
   lookup(rel: string): LowerEntry | null {
     if (rel === '') return { layer: 0, dtype: DT_DIR, dirLayers: this.rootDir.layers, index: -1 }
     return this.dir(parentOf(rel))?.entries.get(baseOf(rel)) ?? null

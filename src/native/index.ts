@@ -38,6 +38,12 @@ export interface Native {
   lremovexattr(path: string, name: string): number
   /** copies srcFd to dstFd keeping holes, then (with fsync, if any data moved) fsyncs dstFd, off the JS thread */
   copyData(srcFd: number, dstFd: number, fsync: boolean, cb: (err: number, bytes: number) => void): void
+  /**
+   * reads each directory (and lstats its subdirectories, or every entry with statAll) off the JS
+   * thread, for the host's caches only; calls back with how many entries it statted, and how
+   * many microseconds it took
+   */
+  warmDirs(paths: string[], statAll: boolean, cb: (statted: number, us: number) => void): void
   /** malloc_trim(0): 1 if memory was given back to the kernel */
   mallocTrim(): number
   RENAME_NOREPLACE: number

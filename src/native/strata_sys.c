@@ -11,17 +11,20 @@
 // - calls return a non-negative result or -errno; nothing throws except on wrong argument types;
 // - nothing follows a symlink in the last component (l* variants, AT_SYMLINK_NOFOLLOW);
 // - host paths longer than PATH_MAX work (opened a piece at a time, see get_at_path).
-// Only copy_data runs off the JS thread (it moves file data); the rest are quick metadata calls.
+// Only copy_data (it moves file data) and warm_dirs (it waits on the disk) run off the JS thread;
+// the rest are quick metadata calls.
 #define _GNU_SOURCE
 #include <malloc.h>
 #include <node_api.h>
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <fcntl.h>
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -482,6 +485,26 @@ static napi_value n_lremovexattr(napi_env env, napi_callback_info info) {
   return at_done(env, r, e, &path, NULL);
 }
 
+// ---- jobs on libuv's thread pool ----
+
+static void queue_job(napi_env env, const char *name, napi_async_execute_callback execute, napi_async_complete_callback complete,
+                      void *job, napi_async_work *work) {
+  napi_value n;
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &n);
+  napi_create_async_work(env, NULL, n, execute, complete, job, work);
+  napi_queue_async_work(env, *work);
+}
+
+/** Calls the job's JS callback with argv, then lets go of it and of the work. */
+static void job_done(napi_env env, napi_ref cb, napi_async_work work, size_t argc, napi_value *argv) {
+  napi_value fn, global;
+  napi_get_reference_value(env, cb, &fn);
+  napi_get_global(env, &global);
+  napi_call_function(env, global, fn, argc, argv, NULL);
+  napi_delete_reference(env, cb);
+  napi_delete_async_work(env, work);
+}
+
 // ---- copy_data(srcFd, dstFd, fsync, callback(err, bytes)): sparse-preserving copy (and fsync) on a worker thread ----
 
 typedef struct {
@@ -551,14 +574,8 @@ static void copy_execute(napi_env env, void *data) {
 
 static void copy_complete(napi_env env, napi_status status, void *data) {
   copy_job_t *job = data;
-  napi_value cb, global, argv[2];
-  napi_get_reference_value(env, job->cb, &cb);
-  napi_get_global(env, &global);
-  argv[0] = ret_int(env, status == napi_ok ? job->err : -ECANCELED);
-  argv[1] = ret_int(env, job->bytes);
-  napi_call_function(env, global, cb, 2, argv, NULL);
-  napi_delete_reference(env, job->cb);
-  napi_delete_async_work(env, job->work);
+  napi_value argv[2] = { ret_int(env, status == napi_ok ? job->err : -ECANCELED), ret_int(env, job->bytes) };
+  job_done(env, job->cb, job->work, 2, argv);
   free(job);
 }
 
@@ -571,10 +588,83 @@ static napi_value n_copy_data(napi_env env, napi_callback_info info) {
   napi_get_value_bool(env, argv[2], &fsync_after);
   job->fsync = fsync_after;
   napi_create_reference(env, argv[3], 1, &job->cb);
-  napi_value name;
-  napi_create_string_utf8(env, "strata:copy_data", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, copy_execute, copy_complete, job, &job->work);
-  napi_queue_async_work(env, job->work);
+  queue_job(env, "strata:copy_data", copy_execute, copy_complete, job, &job->work);
+  return NULL;
+}
+
+// ---- warmDirs(paths, statAll, callback(statted, us)): reads directories ahead, on a worker thread ----
+//
+// A walk of a cold tree waits on the disk once per directory it lists and per inode it stats, one
+// after the other. Reading the next directories (and statting their subdirectories, or every
+// entry with statAll) off the JS thread while the walker still works on this one brings their
+// blocks and inodes into the host's caches: the listing made when the walker gets there finds
+// them. Results are thrown away; nothing is followed (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW).
+
+#define WARM_MAX_ENTRIES 4096 // per directory: a huge one is left to its own listing
+
+typedef struct {
+  char **paths;
+  size_t n;
+  int stat_all;
+  double statted;
+  double us; // how long the reading took
+  napi_ref cb;
+  napi_async_work work;
+} warm_job_t;
+
+static void warm_execute(napi_env env, void *data) {
+  (void) env;
+  warm_job_t *job = data;
+  char buf[32768];
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (size_t i = 0; i < job->n; i++) {
+    int fd = open(job->paths[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) continue;
+    size_t seen = 0;
+    long got;
+    while (seen < WARM_MAX_ENTRIES && (got = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
+      for (long at = 0; at < got && seen < WARM_MAX_ENTRIES;) {
+        struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *d = (void *) (buf + at);
+        at += d->reclen;
+        if (d->name[0] == '.' && (d->name[1] == 0 || (d->name[1] == '.' && d->name[2] == 0))) continue;
+        seen++;
+        struct stat st;
+        if ((job->stat_all || d->type == DT_DIR || d->type == DT_UNKNOWN) && fstatat(fd, d->name, &st, AT_SYMLINK_NOFOLLOW) == 0) job->statted++;
+      }
+    }
+    close(fd);
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  job->us = (double) (t1.tv_sec - t0.tv_sec) * 1e6 + (double) (t1.tv_nsec - t0.tv_nsec) / 1e3;
+}
+
+static void warm_complete(napi_env env, napi_status status, void *data) {
+  warm_job_t *job = data;
+  napi_value argv[2] = { ret_int(env, status == napi_ok ? job->statted : 0), ret_int(env, status == napi_ok ? job->us : 0) };
+  job_done(env, job->cb, job->work, 2, argv);
+  for (size_t i = 0; i < job->n; i++) free(job->paths[i]);
+  free(job->paths);
+  free(job);
+}
+
+static napi_value n_warm_dirs(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  uint32_t n = 0;
+  CHECK(napi_get_array_length(env, argv[0], &n));
+  warm_job_t *job = calloc(1, sizeof(warm_job_t));
+  job->paths = calloc(n ? n : 1, sizeof(char *));
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    char path[PATH_BUF];
+    if (napi_get_element(env, argv[0], i, &v) != napi_ok || get_latin1(env, v, path, sizeof(path)) != 0) continue; // too long: not read ahead
+    job->paths[job->n++] = strdup(path);
+  }
+  bool stat_all = false;
+  napi_get_value_bool(env, argv[1], &stat_all);
+  job->stat_all = stat_all;
+  napi_create_reference(env, argv[2], 1, &job->cb);
+  queue_job(env, "strata:warm_dirs", warm_execute, warm_complete, job, &job->work);
   return NULL;
 }
 
@@ -617,6 +707,7 @@ static napi_value init(napi_env env, napi_value exports) {
   export_fn(env, exports, "llistxattr", n_llistxattr);
   export_fn(env, exports, "lremovexattr", n_lremovexattr);
   export_fn(env, exports, "copyData", n_copy_data);
+  export_fn(env, exports, "warmDirs", n_warm_dirs);
   export_fn(env, exports, "mallocTrim", n_malloc_trim);
   export_num(env, exports, "RENAME_NOREPLACE", RENAME_NOREPLACE);
   export_num(env, exports, "RENAME_EXCHANGE", RENAME_EXCHANGE);

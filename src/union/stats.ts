@@ -1,3 +1,5 @@
+import type { ReadAheadCounts } from '../layers/read-ahead'
+
 /**
  * Counters a running stratafs keeps about itself: per-op counts, errors by errno, latency
  * histograms (power-of-two microsecond buckets), copy-ups, and cache hits/misses. Cheap enough to be
@@ -31,6 +33,8 @@ export class UnionStats {
   /** listings made without their entries' attributes, and those upgraded by a lookup after (src/fuse/lean-listings.ts) */
   leanListings = 0
   leanUpgrades = 0
+  /** directories read ahead of a walk (src/layers/read-ahead.ts); read when the report is made */
+  readAhead: () => ReadAheadCounts = () => ({ dirs: 0, allEntries: 0, statted: 0, ms: 0, dropped: 0, pending: 0 })
   private answeredHere = 0
   private readonly sources = new Map<string, StatsSource>()
 
@@ -97,6 +101,7 @@ export class UnionStats {
       listingCache: { hits: this.listingHits },
       dirPrefetch: { dirs: this.dirPrefetches, entries: this.dirPrefetchEntries, namesOnly: this.dirNamePrefetches },
       leanListings: { made: this.leanListings, upgraded: this.leanUpgrades },
+      readAhead: this.readAhead(),
     }
   }
 }

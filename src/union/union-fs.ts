@@ -26,6 +26,7 @@ import { FsError, fsError } from '../sys/errors'
 import * as host from '../sys/hostfs'
 import { absIn, baseOf, isWithin, joinRel, parentOf } from '../sys/rel'
 import { DT_DIR, LowerTree } from '../layers/lower-tree'
+import { ReadAhead } from '../layers/read-ahead'
 import { escapeXattr, isOpaqueValue, isWhiteout, OPAQUE_XATTR, unescapeXattr, WH_PREFIX } from '../layers/whiteout'
 import { copyUpAsLink, copyUpDir, copyUpEntry, WorkDir } from '../cow/copy-up'
 import { isLibfuseHidden } from './hidden-names'
@@ -128,6 +129,8 @@ export interface TaggedStat {
 
 export class UnionFs {
   readonly lower: LowerTree
+  /** reads the subdirectories of what was just listed off the JS thread (read-ahead.ts) */
+  readonly readAhead: ReadAhead
   readonly upperRoot: string | null
   readonly work: WorkDir | null
   readonly handles = new HandleTable()
@@ -142,6 +145,8 @@ export class UnionFs {
 
   constructor(opts: UnionOptions) {
     this.lower = new LowerTree(opts.lowers, { maxBytes: opts.maxLowerBytes })
+    this.readAhead = new ReadAhead(this.lower)
+    this.stats.readAhead = () => this.readAhead.counts
     this.upperRoot = opts.upper ?? null
     this.work = opts.upper && opts.workdir ? new WorkDir(opts.workdir) : null
     this.fsyncOn = opts.fsync

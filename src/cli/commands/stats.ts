@@ -12,6 +12,7 @@ interface Stats {
   passthrough?: { opens: number, backingFiles: number, refused: number }
   uring?: { requests: number, threads: number, yielded: number, rescued: number }
   listingCache?: { hits: number }, dirPrefetch?: { dirs: number, entries: number, namesOnly?: number }, leanListings?: { made: number, upgraded: number }
+  readAhead?: { dirs: number, allEntries: number, statted: number, ms: number, dropped: number, pending: number }
 }
 
 export function statsCommand(): Command {
@@ -44,6 +45,7 @@ export function statsCommand(): Command {
       out(`copy-ups ${s.copyUps.count} (${(s.copyUps.bytes / 2 ** 20).toFixed(1)} MiB), node cache ${s.nodeCache.hits} hits / ${s.nodeCache.misses} misses`)
       if (s.dirPrefetch) out(`listings served again ${s.listingCache?.hits ?? 0}; directories looked into without a listing, handed to the binding ${s.dirPrefetch.dirs} (${s.dirPrefetch.entries} entries), their names alone ${s.dirPrefetch.namesOnly ?? 0} (for lookups of names they lack)`)
       if (s.leanListings) out(`listings without their files' attributes ${s.leanListings.made}, of which ${s.leanListings.upgraded} were looked into after (attributes then handed to the binding)`)
+      if (s.readAhead) out(`directories read ahead of a walk ${s.readAhead.dirs} (${s.readAhead.allEntries} with every entry; ${s.readAhead.statted} entries statted, ${s.readAhead.ms} ms on a worker thread), ${s.readAhead.dropped} dropped, ${s.readAhead.pending} pending`)
       out('op            count    mean µs  errors')
       for (const [name, o] of Object.entries(s.ops).sort((a, b) => b[1].count - a[1].count)) {
         const errs = Object.entries(o.errors).map(([k, v]) => `${k}:${v}`).join(' ')

@@ -1,0 +1,84 @@
+/**
+ * Read-ahead of a walk (src/layers/read-ahead.ts): the subdirectories of what a walking process
+ * just listed are read on a worker thread, for the host's caches only. What a walk sees must not
+ * change (compared with kernel overlayfs); a single listing must read nothing ahead; a walk must;
+ * and the worker thread's reading (native.warmDirs) must follow no symlink.
+ */
+import * as fs from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import t from 'tap'
+import { native } from '../../src/native'
+import { mountUnion, strataStats } from '../helpers/mounts'
+import { tempDir } from '../helpers/tmp'
+import { lowersUnchanged, makeDirs, waitFor } from './util'
+
+interface Counts { dirs: number, allEntries: number, statted: number, pending: number }
+interface Stats { readAhead?: Counts }
+
+const warm = (paths: string[], statAll: boolean): Promise<number> =>
+  new Promise((resolve) => native.warmDirs(paths, statAll, (statted) => resolve(statted)))
+
+t.test('warmDirs stats subdirectories (or every entry), follows no symlink, skips what is missing', async (t) => {
+  const root = tempDir(t)
+  const d = `${root}/d`
+  fs.mkdirSync(`${d}/sub1`, { recursive: true })
+  fs.mkdirSync(`${d}/sub2`)
+  for (const f of ['f1', 'f2', 'f3']) fs.writeFileSync(`${d}/${f}`, f)
+  fs.mkdirSync(`${root}/elsewhere`)
+  for (let i = 0; i < 5; i++) fs.mkdirSync(`${root}/elsewhere/x${i}`)
+  fs.symlinkSync(`${root}/elsewhere`, `${d}/link`)
+  t.equal(await warm([d], false), 2, 'subdirectories only: the two real ones (the symlink to a directory is not one)')
+  t.equal(await warm([d], true), 6, 'with statAll: every entry, the symlink itself included')
+  t.equal(await warm([`${d}/link`, `${root}/missing`], true), 0, 'a symlink to a directory is not read through, a missing path is skipped')
+  t.equal(await warm([d, `${root}/elsewhere`], false), 7, 'several directories in one job')
+})
+
+t.test('a walk reads ahead, a single listing does not, and what both see is what kernel overlayfs shows', async (t) => {
+  const seen: Record<string, unknown> = {}
+  for (const target of ['kernel', 'stratafs'] as const) {
+    const d = makeDirs(t)
+    const [top, bottom] = d.lowers as [string, string]
+    // two like trees: find walks one, ls -lR the other (what find read is not read again)
+    for (const tree of ['tree', 'tree2']) {
+      for (const a of ['a', 'b', 'c']) {
+        for (const x of ['x', 'y']) {
+          fs.mkdirSync(`${bottom}/${tree}/${a}/${x}`, { recursive: true })
+          for (let i = 0; i < 5; i++) fs.writeFileSync(`${bottom}/${tree}/${a}/${x}/f${i}`, `${a}${x}${i}`)
+        }
+      }
+      fs.mkdirSync(`${top}/${tree}/b/z`, { recursive: true }) // a directory merged from both layers
+      fs.writeFileSync(`${top}/${tree}/b/z/top`, 'top')
+      fs.mkdirSync(`${top}/${tree}/c`)
+      native.mknod(`${top}/${tree}/c/y`, fs.constants.S_IFCHR, 0, 0) // a whiteout of a directory
+    }
+    lowersUnchanged(t, d.lowers)
+    const m = await mountUnion(t, target, d)
+    const counts = (): Counts => target === 'stratafs' ? strataStats<Stats>(m.mnt).readAhead! : { dirs: 0, allEntries: 0, statted: 0, pending: 0 }
+    // once what a command set going is read (the worker thread may still be at it when it exits)
+    const count = async (): Promise<Counts> => {
+      if (target === 'stratafs') t.ok(await waitFor(() => counts().pending === 0), 'the read-ahead settles')
+      return counts()
+    }
+    const run = (cmd: string, ...args: string[]): string => {
+      const r = spawnSync(cmd, args, { cwd: m.mnt, encoding: 'utf8' })
+      if (r.status !== 0) throw new Error(`${cmd}: ${r.stderr}`)
+      return r.stdout
+    }
+    const c0 = await count()
+    const single = run('ls', '-l', 'tree')
+    const c1 = await count()
+    const find = run('find', 'tree')
+    const c2 = await count()
+    const lsR = run('ls', '-lR', '--time-style=+', 'tree2')
+    const c3 = await count()
+    seen[target] = { single: single.replace(/^total.*\n/m, ''), find: find.split('\n').sort(), lsR: lsR.split('\n').filter((l) => !l.startsWith('total')) }
+    await m.unmount()
+    if (target !== 'stratafs') continue
+    t.equal(c1.dirs - c0.dirs, 0, 'ls -l of one directory reads nothing ahead')
+    t.ok(c2.dirs - c1.dirs >= 4, `find read subdirectories ahead (${c2.dirs - c1.dirs})`)
+    t.equal(c2.allEntries - c1.allEntries, 0, 'and statted only their subdirectories: its listings are lean')
+    // its listings are full once it has looked up entries of a lean one (its second)
+    t.ok(c3.allEntries - c2.allEntries >= 2, `ls -lR had every entry of directories statted ahead (${c3.allEntries - c2.allEntries} directories, ${c3.statted - c2.statted} entries)`)
+  }
+  t.same(seen.stratafs, seen.kernel, 'ls -l, find and ls -lR print what they print on kernel overlayfs')
+})
