@@ -17,9 +17,10 @@ import { bindingFds, bindingHandles, bindingIoStats, setBindingLayers } from './
 import { toNegErrno } from './errno'
 import { layerCode, packLean, packStat, packStatfs, packTypeOnly, STAT_LAYER_SHIFT, STAT_NO_XATTRS, STAT_SLOTS } from './stat-pack'
 import { LeanListings, MAX_UPGRADE } from './lean-listings'
+import { ListAhead } from './list-ahead'
 import { DT_DIR } from '../layers/lower-tree'
 import { DirPrefetch, MAX_ENTRIES, MAX_NAMES } from './dir-prefetch'
-import { ListingCache } from './listing-cache'
+import { ListingCache, type ListingAnswer } from './listing-cache'
 import { ATTR_CACHE_MS } from './mount'
 
 type Handler = (...args: never[]) => void
@@ -51,6 +52,8 @@ const arrayBufferOf = (b: Buffer | undefined): ArrayBufferLike => b?.buffer ?? n
  * fsync only makes durable what is there.
  */
 const O_ACCMODE = 3
+/** Largest directory whose listing is built ahead of a walk: a request arriving meanwhile waits for it. */
+const MAX_AHEAD_ENTRIES = 4096
 const READ_ONLY_OPS = new Set(['init', 'getattr', 'fgetattr', 'statfs', 'readlink', 'opendir', 'readdir', 'access',
   'releasedir', 'fsync', 'getxattr', 'listxattr', 'read'])
 
@@ -316,34 +319,59 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     stats.dirPrefetchEntries += binding.fuse_native_strata_prefetch(`/${dir}`, listed.names, packed)
   }
   /**
-   * A listing: names with . and .., their stats packed in one array, and the directory's path.
-   * Lean (lean-listings.ts) unless its caller looks entries up; data volumes' entries are never
-   * kept by the kernel, so their listings are always lean.
+   * A listing: names with . and .., their stats packed in one array, and the directory's path;
+   * kept (listing-cache.ts) unless an entry is open for writing or it is a data volume's.
+   * `ahead`: built before anyone asked (list-ahead.ts).
    */
-  valueFor('readdir', [[], [], null], (pid: number, p: string | null, fh: number) => {
-    const rel = p === null ? fsys.dirPath(fh) : relFromFuse(p)
-    const inVolume = fsys.inVolume(rel)
-    const lean = inVolume || leanListings.leanFor(pid, rel)
-    const kept = listings.get(rel, lean)
-    if (kept) {
-      stats.listingHits++
-      if (kept.lean) leanListings.listedLean(rel)
-      return kept.answer
-    }
+  const buildListing = (rel: string, lean: boolean, inVolume: boolean, ahead: boolean): ListingAnswer => {
     const generation = listings.current
     const listed = fsys.list(rel)
-    const walkFrom = inVolume ? undefined : leanListings.firstListedBy(pid)
-    if (walkFrom !== undefined && walkFrom !== rel) fsys.union.readAhead.walked(walkFrom, rel, !lean)
     const packed = new Uint32Array((listed.names.length + 2) * STAT_SLOTS)
     packTypeOnly(DT_DIR, packed, 0)
     packTypeOnly(DT_DIR, packed, STAT_SLOTS)
     const writer = packEntries(rel, listed, packed, 2, lean)
     const answer = [['.', '..', ...listed.names], packed, `/${rel}`]
-    if (lean && !inVolume) {
-      stats.leanListings++
+    if (!writer && !inVolume) listings.set(rel, generation, answer, lean, ahead)
+    return answer
+  }
+  /** Listings of the directories a walk reads ahead, built while the JS thread is idle. */
+  const listAhead = new ListAhead((rel, lean) => {
+    if (fsys.inVolume(rel) || listings.get(rel, lean)) return false
+    if ((fsys.union.lower.dir(rel)?.entries.size ?? Infinity) > MAX_AHEAD_ENTRIES) return false
+    try {
+      buildListing(rel, lean, false, true)
+      return true
+    } catch {
+      return false // gone meanwhile: its readdir (if any) says so
+    }
+  })
+  fsys.union.readAhead.onReady((rel, statAll) => listAhead.push(rel, !statAll))
+  stats.listAhead = () => ({ built: listAhead.built, dropped: listAhead.dropped })
+
+  /**
+   * A readdir. Lean (lean-listings.ts) unless its caller looks entries up; data volumes' entries
+   * are never kept by the kernel, so their listings are always lean. A process's listings after
+   * its first read the next directories ahead (src/layers/read-ahead.ts).
+   */
+  valueFor('readdir', [[], [], null], (pid: number, p: string | null, fh: number) => {
+    const rel = p === null ? fsys.dirPath(fh) : relFromFuse(p)
+    const inVolume = fsys.inVolume(rel)
+    const lean = inVolume || leanListings.leanFor(pid, rel)
+    const walkFrom = inVolume ? undefined : leanListings.firstListedBy(pid)
+    if (walkFrom !== undefined && walkFrom !== rel) fsys.union.readAhead.walked(walkFrom, rel, !lean)
+    const kept = listings.get(rel, lean)
+    const fresh = kept === undefined || kept.ahead
+    if (kept?.ahead) {
+      kept.ahead = false
+      stats.listedAhead++
+    } else if (kept) {
+      stats.listingHits++
+    }
+    const answer = kept?.answer ?? buildListing(rel, lean, inVolume, false)
+    if (!inVolume && (kept ? kept.lean : lean)) {
+      if (fresh) stats.leanListings++
       leanListings.listedLean(rel)
     }
-    if (!writer && !inVolume) listings.set(rel, generation, answer, lean)
     return answer
   })
   status('access', (p: string | null) => { fsys.access(pathArg(p)) })

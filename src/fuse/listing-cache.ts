@@ -23,6 +23,8 @@ interface Kept {
   answer: ListingAnswer
   /** only directories carry attributes (lean-listings.ts) */
   lean: boolean
+  /** built ahead of a walk (list-ahead.ts) and not served yet */
+  ahead: boolean
 }
 
 /** Approximate bytes per listed entry kept: its name's slot and its packed stat (24 x 4 bytes). */
@@ -59,8 +61,8 @@ export class ListingCache {
   }
 
   /** Keeps an answer built from the state at `generation` (unless something changed since). */
-  set(rel: string, generation: number, answer: ListingAnswer, lean: boolean): void {
-    if (generation === this.generation) this.kept.set(rel, { at: Date.now(), answer, lean })
+  set(rel: string, generation: number, answer: ListingAnswer, lean: boolean, ahead = false): void {
+    if (generation === this.generation) this.kept.set(rel, { at: Date.now(), answer, lean, ahead })
   }
 
   clear(): void {

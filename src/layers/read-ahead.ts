@@ -20,12 +20,19 @@ import { LRUCache } from 'lru-cache'
 import { LowerTree } from './lower-tree'
 import { native } from '../native'
 
-/** directories waiting to be read ahead, at most */
+/** directories waiting to be read ahead, at most (their layers' directories counted once) */
 export const MAX_WAITING = 1024
 /** directories per job on the worker thread */
 const PER_JOB = 8
 /** jobs at once: the thread pool also copies files up */
 const MAX_JOBS = 2
+
+interface Waiting {
+  rel: string
+  /** its directory in each layer that merges into it */
+  abs: string[]
+  statAll: boolean
+}
 
 export type WarmFn = (paths: string[], statAll: boolean, done: (statted: number, us: number) => void) => void
 
@@ -42,7 +49,8 @@ export interface ReadAheadCounts {
 }
 
 export class ReadAhead {
-  private readonly waiting: Array<{ abs: string, statAll: boolean }> = []
+  private readonly waiting: Waiting[] = []
+  private readonly readyFns: Array<(rel: string, statAll: boolean) => void> = []
   /** directories whose subdirectories were read ahead already */
   private readonly done = new LRUCache<string, true>({ max: MAX_WAITING * 4 })
   private jobs = 0
@@ -50,6 +58,11 @@ export class ReadAhead {
   private reading = 0
 
   constructor(private readonly lower: LowerTree, private readonly warm: WarmFn = native.warmDirs) {}
+
+  /** Calls `fn` with each directory read ahead, once it is (statAll: as the walker's listings are). */
+  onReady(fn: (rel: string, statAll: boolean) => void): void {
+    this.readyFns.push(fn)
+  }
 
   get counts(): ReadAheadCounts {
     return { ...this.totals, ms: Math.round(this.totals.ms), pending: this.waiting.length + this.reading }
@@ -70,12 +83,12 @@ export class ReadAhead {
     this.done.set(rel, true)
     const dir = this.lower.dir(rel)
     if (!dir) return
-    const next: Array<{ abs: string, statAll: boolean }> = []
+    const next: Waiting[] = []
     for (const [name, entry] of dir.entries) {
       if (!entry.dirLayers) continue
       const child = rel === '' ? name : `${rel}/${name}`
       if (this.lower.isCached(child)) continue
-      for (const layer of entry.dirLayers) next.push({ abs: this.lower.abs(layer, child), statAll })
+      next.push({ rel: child, abs: entry.dirLayers.map((layer) => this.lower.abs(layer, child)), statAll })
     }
     if (next.length === 0) return
     for (let i = next.length - 1; i >= 0; i--) this.waiting.push(next[i]!)
@@ -93,13 +106,15 @@ export class ReadAhead {
       const statAll = batch.some((w) => w.statAll)
       this.jobs++
       this.reading += batch.length
-      this.warm(batch.map((w) => w.abs), statAll, (statted, us) => {
+      this.warm(batch.flatMap((w) => w.abs), statAll, (statted, us) => {
         this.jobs--
         this.reading -= batch.length
         this.totals.dirs += batch.length
         if (statAll) this.totals.allEntries += batch.length
         this.totals.statted += statted
         this.totals.ms += us / 1000
+        // the last of the batch first: a stack again, as the walker will come to the first first
+        for (let i = batch.length - 1; i >= 0; i--) for (const fn of this.readyFns) fn(batch[i]!.rel, batch[i]!.statAll)
         this.start()
       })
     }

@@ -23,8 +23,11 @@ export class UnionStats {
   copyUpBytes = 0
   nodeHits = 0
   nodeMisses = 0
-  /** readdirs answered from a kept listing (src/fuse/listing-cache.ts) */
+  /** readdirs answered from a kept listing (src/fuse/listing-cache.ts), and from one built ahead of a walk (src/fuse/list-ahead.ts) */
   listingHits = 0
+  listedAhead = 0
+  /** listings built ahead of a walk, and dropped before being built; read when the report is made */
+  listAhead: () => { built: number, dropped: number } = () => ({ built: 0, dropped: 0 })
   /** directories whose entries' attributes went to the binding without a listing (src/fuse/dir-prefetch.ts), and those entries */
   dirPrefetches = 0
   dirPrefetchEntries = 0
@@ -102,6 +105,7 @@ export class UnionStats {
       dirPrefetch: { dirs: this.dirPrefetches, entries: this.dirPrefetchEntries, namesOnly: this.dirNamePrefetches },
       leanListings: { made: this.leanListings, upgraded: this.leanUpgrades },
       readAhead: this.readAhead(),
+      listAhead: { ...this.listAhead(), served: this.listedAhead },
     }
   }
 }

@@ -149,6 +149,11 @@ interface Measured {
 async function measurePolicy(t: Test): Promise<Measured> {
   const d = makeDirs(t)
   populate(d)
+  // for the other process: directories this one's walk does not read (and list) ahead
+  for (const x of ['x', 'y', 'z']) {
+    fs.mkdirSync(`${d.lowers[1]}/${x}`)
+    fs.writeFileSync(`${d.lowers[1]}/${x}/file`, x)
+  }
   const m = await mountUnion(t, 'stratafs', d)
   const stats = (): Counts => {
     const s = strataStats<Stats>(m.mnt)
@@ -175,7 +180,7 @@ async function measurePolicy(t: Test): Promise<Measured> {
   const s4 = stats()
   statAll('c', inC)
   const s5 = stats()
-  const ls = spawnSync('ls', ['-f', `${m.mnt}/a/sub`, `${m.mnt}/b/sub`, `${m.mnt}/c/sub`], { encoding: 'utf8' })
+  const ls = spawnSync('ls', ['-f', `${m.mnt}/x`, `${m.mnt}/y`, `${m.mnt}/z`], { encoding: 'utf8' })
   const last = stats()
   await m.unmount()
   return { s0, s1, s2, s3, s4, s5, last, sizes: { a: inA.length, b: inB.length, c: inC.length }, ls: { status: ls.status, stderr: ls.stderr } }

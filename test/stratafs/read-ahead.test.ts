@@ -1,8 +1,10 @@
 /**
  * Read-ahead of a walk (src/layers/read-ahead.ts): the subdirectories of what a walking process
- * just listed are read on a worker thread, for the host's caches only. What a walk sees must not
- * change (compared with kernel overlayfs); a single listing must read nothing ahead; a walk must;
- * and the worker thread's reading (native.warmDirs) must follow no symlink.
+ * just listed are read on a worker thread, for the host's caches, and their listings built while
+ * the JS thread is idle (src/fuse/list-ahead.ts). What a walk sees must not change (compared with
+ * kernel overlayfs), also when the tree changes after listings were built ahead; a single listing
+ * must read nothing ahead; a walk must, and be served listings built ahead; and the worker
+ * thread's reading (native.warmDirs) must follow no symlink.
  */
 import * as fs from 'node:fs'
 import { spawnSync } from 'node:child_process'
@@ -10,10 +12,10 @@ import t from 'tap'
 import { native } from '../../src/native'
 import { mountUnion, strataStats } from '../helpers/mounts'
 import { tempDir } from '../helpers/tmp'
-import { lowersUnchanged, makeDirs, waitFor } from './util'
+import { lowersUnchanged, makeDirs, observe, waitFor } from './util'
 
 interface Counts { dirs: number, allEntries: number, statted: number, pending: number }
-interface Stats { readAhead?: Counts }
+interface Stats { readAhead?: Counts, listAhead?: { built: number, served: number } }
 
 const warm = (paths: string[], statAll: boolean): Promise<number> =>
   new Promise((resolve) => native.warmDirs(paths, statAll, (statted) => resolve(statted)))
@@ -53,9 +55,13 @@ t.test('a walk reads ahead, a single listing does not, and what both see is what
     }
     lowersUnchanged(t, d.lowers)
     const m = await mountUnion(t, target, d)
-    const counts = (): Counts => target === 'stratafs' ? strataStats<Stats>(m.mnt).readAhead! : { dirs: 0, allEntries: 0, statted: 0, pending: 0 }
+    const counts = (): Counts & { served: number } => {
+      if (target !== 'stratafs') return { dirs: 0, allEntries: 0, statted: 0, pending: 0, served: 0 }
+      const s = strataStats<Stats>(m.mnt)
+      return { ...s.readAhead!, served: s.listAhead!.served }
+    }
     // once what a command set going is read (the worker thread may still be at it when it exits)
-    const count = async (): Promise<Counts> => {
+    const count = async (): Promise<Counts & { served: number }> => {
       if (target === 'stratafs') t.ok(await waitFor(() => counts().pending === 0), 'the read-ahead settles')
       return counts()
     }
@@ -76,9 +82,46 @@ t.test('a walk reads ahead, a single listing does not, and what both see is what
     if (target !== 'stratafs') continue
     t.equal(c1.dirs - c0.dirs, 0, 'ls -l of one directory reads nothing ahead')
     t.ok(c2.dirs - c1.dirs >= 4, `find read subdirectories ahead (${c2.dirs - c1.dirs})`)
+    t.ok(c2.served - c1.served >= 1, `and was served listings built ahead (${c2.served - c1.served})`)
     t.equal(c2.allEntries - c1.allEntries, 0, 'and statted only their subdirectories: its listings are lean')
     // its listings are full once it has looked up entries of a lean one (its second)
     t.ok(c3.allEntries - c2.allEntries >= 2, `ls -lR had every entry of directories statted ahead (${c3.allEntries - c2.allEntries} directories, ${c3.statted - c2.statted} entries)`)
+    t.ok(c3.served - c2.served >= 1, `and was served listings built ahead (${c3.served - c2.served})`)
   }
   t.same(seen.stratafs, seen.kernel, 'ls -l, find and ls -lR print what they print on kernel overlayfs')
+})
+
+// One process starts a walk (its second listing), so the rest of the tree is read and listed
+// ahead; then it lists one directory unchanged, and two after changes made through the mount.
+const WALK_THEN_CHANGE = `
+import json, os, sys, time
+m = sys.argv[1]
+os.listdir(m + '/t')
+os.listdir(m + '/t/a')
+time.sleep(1)
+seen = [sorted(os.listdir(m + '/t/d'))]
+open(m + '/t/b/new', 'w').close()
+os.rename(m + '/t/c/f0', m + '/t/c/g0')
+seen += [sorted(os.listdir(m + '/t/b')), sorted(os.listdir(m + '/t/c'))]
+print(json.dumps(seen))
+`
+
+t.test('a listing built ahead is not served after a change: the walker sees the change', async (t) => {
+  const seen: Record<string, unknown> = {}
+  for (const target of ['kernel', 'stratafs'] as const) {
+    const d = makeDirs(t)
+    const bottom = d.lowers[1]!
+    for (const a of ['a', 'b', 'c', 'd']) {
+      fs.mkdirSync(`${bottom}/t/${a}`, { recursive: true })
+      for (let i = 0; i < 3; i++) fs.writeFileSync(`${bottom}/t/${a}/f${i}`, `${i}`)
+    }
+    lowersUnchanged(t, d.lowers)
+    const m = await mountUnion(t, target, d)
+    const served = (): number => target === 'stratafs' ? strataStats<Stats>(m.mnt).listAhead!.served : 0
+    const before = served()
+    seen[target] = observe(t, target, WALK_THEN_CHANGE, m.mnt)
+    if (target === 'stratafs') t.ok(served() - before >= 1, `the unchanged directory's listing was one built ahead (${served() - before})`)
+    await m.unmount()
+  }
+  t.same(seen.stratafs, seen.kernel, 'each listing as kernel overlayfs gives it: the new name and the renamed one are there')
 })

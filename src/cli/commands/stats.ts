@@ -13,6 +13,7 @@ interface Stats {
   uring?: { requests: number, threads: number, yielded: number, rescued: number }
   listingCache?: { hits: number }, dirPrefetch?: { dirs: number, entries: number, namesOnly?: number }, leanListings?: { made: number, upgraded: number }
   readAhead?: { dirs: number, allEntries: number, statted: number, ms: number, dropped: number, pending: number }
+  listAhead?: { built: number, served: number, dropped: number }
 }
 
 export function statsCommand(): Command {
@@ -46,6 +47,7 @@ export function statsCommand(): Command {
       if (s.dirPrefetch) out(`listings served again ${s.listingCache?.hits ?? 0}; directories looked into without a listing, handed to the binding ${s.dirPrefetch.dirs} (${s.dirPrefetch.entries} entries), their names alone ${s.dirPrefetch.namesOnly ?? 0} (for lookups of names they lack)`)
       if (s.leanListings) out(`listings without their files' attributes ${s.leanListings.made}, of which ${s.leanListings.upgraded} were looked into after (attributes then handed to the binding)`)
       if (s.readAhead) out(`directories read ahead of a walk ${s.readAhead.dirs} (${s.readAhead.allEntries} with every entry; ${s.readAhead.statted} entries statted, ${s.readAhead.ms} ms on a worker thread), ${s.readAhead.dropped} dropped, ${s.readAhead.pending} pending`)
+      if (s.listAhead) out(`listings built ahead of a walk ${s.listAhead.built}, of which served ${s.listAhead.served}; ${s.listAhead.dropped} dropped before being built`)
       out('op            count    mean µs  errors')
       for (const [name, o] of Object.entries(s.ops).sort((a, b) => b[1].count - a[1].count)) {
         const errs = Object.entries(o.errors).map(([k, v]) => `${k}:${v}`).join(' ')
