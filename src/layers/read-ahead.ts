@@ -5,12 +5,12 @@
  * A walk of a cold tree (`find`, `ls -lR`, `du`) waits on the disk for every directory it lists
  * and every inode its listing stats, one after another, and each wait holds the JS thread and the
  * walker alike. Once a process lists a second directory, it is taken for a walker: after each of
- * its listings, the subdirectories of the lower layers that have not been read
- * yet are handed to a worker thread (native.warmDirs), which reads them and stats their
- * subdirectories (every entry when the walker's listings are full ones, src/fuse/lean-listings.ts)
- * for the host's caches only; the listing made when the walker gets there finds its blocks and
- * inodes in memory. Lower layers never change, so nothing read ahead goes stale, and nothing is
- * kept here.
+ * its listings, the subdirectories of the lower layers that have not been read yet are handed to
+ * a worker thread (native.warmDirs), which reads them and stats their subdirectories (every entry
+ * when the walker's listings are full ones, src/fuse/lean-listings.ts) for the host's caches only;
+ * the listing made when the walker gets there finds its blocks and inodes in memory, and those
+ * told (onReady: src/fuse/list-ahead.ts) may build it first. Lower layers never change, so
+ * nothing read ahead goes stale, and nothing is kept here.
  *
  * Walkers go depth first, so the newest listing's subdirectories come first (a stack), the first
  * of them on top. The stack and the jobs in flight are bounded; what does not fit is dropped,
@@ -62,6 +62,11 @@ export class ReadAhead {
   /** Calls `fn` with each directory read ahead, once it is (statAll: as the walker's listings are). */
   onReady(fn: (rel: string, statAll: boolean) => void): void {
     this.readyFns.push(fn)
+  }
+
+  /** The caches were trimmed (src/union/union-fs.ts): what was read ahead may be read again. */
+  trim(): void {
+    this.done.clear()
   }
 
   get counts(): ReadAheadCounts {

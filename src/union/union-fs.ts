@@ -170,6 +170,7 @@ export class UnionFs {
     if (this.inflight.size > 0) return false
     this.nodes.clear()
     this.lower.trim()
+    this.readAhead.trim()
     for (const fn of this.trimListeners) fn()
     return true
   }
