@@ -330,7 +330,8 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     packTypeOnly(DT_DIR, packed, 0)
     packTypeOnly(DT_DIR, packed, STAT_SLOTS)
     const writer = packEntries(rel, listed, packed, 2, lean)
-    const answer = [['.', '..', ...listed.names], packed, `/${rel}`]
+    // the names as one NUL-separated string (no name holds a NUL): one copy for the binding
+    const answer = [listed.names.length ? `.\0..\0${listed.names.join('\0')}` : '.\0..', packed, `/${rel}`]
     if (!writer && !inVolume) listings.set(rel, generation, answer, lean, ahead)
     return answer
   }

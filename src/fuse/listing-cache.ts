@@ -15,6 +15,7 @@
  * cache time (lower atimes move with reads).
  */
 import { LRUCache } from 'lru-cache'
+import { STAT_SLOTS } from './stat-pack'
 
 export type ListingAnswer = unknown[]
 
@@ -27,7 +28,7 @@ interface Kept {
   ahead: boolean
 }
 
-/** Approximate bytes per listed entry kept: its name's slot and its packed stat (24 x 4 bytes). */
+/** Approximate bytes per listed entry kept: its name's share of the joined names and its packed stat (STAT_SLOTS x 4 bytes). */
 const ENTRY_BYTES = 112
 
 export class ListingCache {
@@ -35,7 +36,7 @@ export class ListingCache {
   private readonly kept: LRUCache<string, Kept>
 
   constructor(private readonly maxAgeMs: number, maxBytes = 8 * 2 ** 20) {
-    this.kept = new LRUCache<string, Kept>({ maxSize: maxBytes, sizeCalculation: (k) => 64 + ENTRY_BYTES * ((k.answer[0] as unknown[]).length) })
+    this.kept = new LRUCache<string, Kept>({ maxSize: maxBytes, sizeCalculation: (k) => 64 + ENTRY_BYTES * ((k.answer[1] as Uint32Array).length / STAT_SLOTS) })
   }
 
   /** Something may have changed: nothing kept so far is served again (all of it goes). */
