@@ -223,13 +223,15 @@ export class UnionFs {
     }
   }
 
-  private lookupChild(parent: Node, rel: string): Node | null {
+  /** `seen`: gets the upper entry's lstat, when the child is the upper's (a listing stats it only once). */
+  private lookupChild(parent: Node, rel: string, seen?: { st: Float64Array | null }): Node | null {
     const name = baseOf(rel)
     if (name.startsWith(WH_PREFIX)) return null
     if (name.length > NAME_MAX) throw fsError('ENAMETOOLONG', 'lookup', rel)
     if (parent.upper) {
       const abs = this.upperAbs(rel)
       const st = host.lstatOrNull(abs)
+      if (seen) seen.st = st
       if (st) {
         const mode = st[ST.mode]!
         if (isWhiteout(mode, st[ST.rdev]!)) return null
@@ -275,10 +277,11 @@ export class UnionFs {
     return this.hidden.get(rel)?.abs ?? this.visibleAbs(this.resolve(rel))
   }
 
-  statNode(node: Node): TaggedStat {
+  /** `upperStat`: the lstat of an upper node just taken (not taken again). */
+  statNode(node: Node, upperStat?: Float64Array | null): TaggedStat {
     const isDir = node.type === host.S_IFDIR
     if (node.upper) {
-      const st = host.lstat(this.upperAbs(node.rel))
+      const st = upperStat ?? host.lstat(this.upperAbs(node.rel))
       if (isDir && node.merged) {
         // A merged directory keeps the st_ino of its lower directory (its copy-up origin), as
         // overlayfs reports it: the number does not change when a child's change copies it up.
@@ -307,14 +310,15 @@ export class UnionFs {
    */
   listedAttrs(rel: string, fromLower = false): ListedAttrs {
     let node = this.nodes.get(rel)
+    const seen: { st: Float64Array | null } = { st: null }
     if (!node || !isLive(node)) {
       const parent = this.resolve(parentOf(rel))
       if (parent.type !== host.S_IFDIR) throw fsError('ENOTDIR', 'lookup', rel)
-      const found = fromLower ? this.lowerChild(parent, rel) : this.lookupChild(parent, rel)
+      const found = fromLower ? this.lowerChild(parent, rel) : this.lookupChild(parent, rel, seen)
       if (!found) throw fsError('ENOENT', 'lookup', rel)
       node = found
     }
-    const ts = this.statNode(node)
+    const ts = this.statNode(node, seen.st)
     if (!ts.stable) return { ts, xattrFree: false }
     const fileLayer = node.type !== host.S_IFREG || this.hidden.has(rel) ? undefined : node.upper ? -1 : node.layer
     if (node.upper) return { ts, xattrFree: host.listxattr(this.upperAbs(rel)).length === 0, fileLayer }
