@@ -347,7 +347,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     }
   })
   fsys.union.readAhead.onReady((rel, statAll) => listAhead.push(rel, !statAll))
-  stats.listAhead = () => ({ built: listAhead.built, dropped: listAhead.dropped })
+  stats.addSection('listAhead', () => ({ built: listAhead.built, served: listAhead.served, dropped: listAhead.dropped }))
 
   /**
    * A readdir. Lean (lean-listings.ts) unless its caller looks entries up; data volumes' entries
@@ -364,7 +364,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     const fresh = kept === undefined || kept.ahead
     if (kept?.ahead) {
       kept.ahead = false
-      stats.listedAhead++
+      listAhead.served++
     } else if (kept) {
       stats.listingHits++
     }

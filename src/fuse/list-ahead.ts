@@ -19,8 +19,9 @@ const MAX_WAITING = 256
 export class ListAhead {
   private readonly waiting: Array<{ rel: string, lean: boolean }> = []
   private scheduled = false
-  /** listings built ahead, and those dropped before being built */
+  /** listings built ahead, those served (counted by the caller), and those dropped before being built */
   built = 0
+  served = 0
   dropped = 0
 
   /** `build` makes and keeps the listing of `rel` (lean or not) unless one is kept already. */

@@ -1,5 +1,3 @@
-import type { ReadAheadCounts } from '../layers/read-ahead'
-
 /**
  * Counters a running stratafs keeps about itself: per-op counts, errors by errno, latency
  * histograms (power-of-two microsecond buckets), copy-ups, and cache hits/misses. Cheap enough to be
@@ -23,11 +21,8 @@ export class UnionStats {
   copyUpBytes = 0
   nodeHits = 0
   nodeMisses = 0
-  /** readdirs answered from a kept listing (src/fuse/listing-cache.ts), and from one built ahead of a walk (src/fuse/list-ahead.ts) */
+  /** readdirs answered from a kept listing (src/fuse/listing-cache.ts) */
   listingHits = 0
-  listedAhead = 0
-  /** listings built ahead of a walk, and dropped before being built; read when the report is made */
-  listAhead: () => { built: number, dropped: number } = () => ({ built: 0, dropped: 0 })
   /** directories whose entries' attributes went to the binding without a listing (src/fuse/dir-prefetch.ts), and those entries */
   dirPrefetches = 0
   dirPrefetchEntries = 0
@@ -36,14 +31,18 @@ export class UnionStats {
   /** listings made without their entries' attributes, and those upgraded by a lookup after (src/fuse/lean-listings.ts) */
   leanListings = 0
   leanUpgrades = 0
-  /** directories read ahead of a walk (src/layers/read-ahead.ts); read when the report is made */
-  readAhead: () => ReadAheadCounts = () => ({ dirs: 0, allEntries: 0, statted: 0, ms: 0, dropped: 0, pending: 0 })
   private answeredHere = 0
   private readonly sources = new Map<string, StatsSource>()
+  private readonly sections = new Map<string, () => object>()
 
   /** Counters of requests `name` (e.g. the FUSE binding) answers without this daemon's JS. */
   addSource(name: string, source: StatsSource): void {
     this.sources.set(name, source)
+  }
+
+  /** Counters another part keeps itself (read-ahead, list-ahead), reported as `name`, read when the report is made. */
+  addSection(name: string, read: () => object): void {
+    this.sections.set(name, read)
   }
 
   /** requests answered, all ops together, here and by the sources */
@@ -104,8 +103,7 @@ export class UnionStats {
       listingCache: { hits: this.listingHits },
       dirPrefetch: { dirs: this.dirPrefetches, entries: this.dirPrefetchEntries, namesOnly: this.dirNamePrefetches },
       leanListings: { made: this.leanListings, upgraded: this.leanUpgrades },
-      readAhead: this.readAhead(),
-      listAhead: { ...this.listAhead(), served: this.listedAhead },
+      ...Object.fromEntries([...this.sections].map(([name, read]) => [name, read()])),
     }
   }
 }

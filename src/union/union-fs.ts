@@ -146,7 +146,7 @@ export class UnionFs {
   constructor(opts: UnionOptions) {
     this.lower = new LowerTree(opts.lowers, { maxBytes: opts.maxLowerBytes })
     this.readAhead = new ReadAhead(this.lower)
-    this.stats.readAhead = () => this.readAhead.counts
+    this.stats.addSection('readAhead', () => this.readAhead.counts)
     this.upperRoot = opts.upper ?? null
     this.work = opts.upper && opts.workdir ? new WorkDir(opts.workdir) : null
     this.fsyncOn = opts.fsync
