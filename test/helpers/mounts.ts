@@ -47,9 +47,12 @@ export interface Mounted extends UnionDirs {
 
 const REPO = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../..' : '../..')
 
+/** This checkout's `strata` helper. */
+export const strataBin = (): string => path.join(REPO, 'bin/strata')
+
 /** The JSON counters of the stratafs daemon serving `mnt` (`strata stats MNT --json`); throws if none answers. */
 export function strataStats<T = Record<string, unknown>>(mnt: string): T {
-  const r = spawnSync(path.join(REPO, 'bin/strata'), ['stats', mnt, '--json'], { encoding: 'utf8', timeout: 10_000 })
+  const r = spawnSync(strataBin(), ['stats', mnt, '--json'], { encoding: 'utf8', timeout: 10_000 })
   if (r.status !== 0) throw new Error(`strata stats ${mnt}: ${r.stderr}`)
   return JSON.parse(r.stdout) as T
 }

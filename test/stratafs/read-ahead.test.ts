@@ -10,7 +10,7 @@ import * as fs from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import t from 'tap'
 import { native } from '../../src/native'
-import { mountUnion, strataStats } from '../helpers/mounts'
+import { mountUnion, strataBin, strataStats } from '../helpers/mounts'
 import { tempDir } from '../helpers/tmp'
 import { lowersUnchanged, makeDirs, observe, waitFor } from './util'
 
@@ -51,7 +51,8 @@ t.test('a walk reads ahead, a single listing does not, and what both see is what
       fs.mkdirSync(`${top}/${tree}/b/z`, { recursive: true }) // a directory merged from both layers
       fs.writeFileSync(`${top}/${tree}/b/z/top`, 'top')
       fs.mkdirSync(`${top}/${tree}/c`)
-      native.mknod(`${top}/${tree}/c/y`, fs.constants.S_IFCHR, 0, 0) // a whiteout of a directory
+      // a whiteout of a directory
+      if (native.mknod(`${top}/${tree}/c/y`, fs.constants.S_IFCHR, 0, 0) !== 0) throw new Error('mknod of a whiteout failed')
     }
     lowersUnchanged(t, d.lowers)
     const m = await mountUnion(t, target, d)
@@ -92,13 +93,19 @@ t.test('a walk reads ahead, a single listing does not, and what both see is what
 })
 
 // One process starts a walk (its second listing), so the rest of the tree is read and listed
-// ahead; then it lists one directory unchanged, and two after changes made through the mount.
+// ahead (on stratafs it waits, asking \`strata stats\`, until the three are built); then it lists
+// one directory unchanged, and two after changes made through the mount.
 const WALK_THEN_CHANGE = `
-import json, os, sys, time
-m = sys.argv[1]
+import json, os, subprocess, sys, time
+m, strata = sys.argv[1], sys.argv[2]
 os.listdir(m + '/t')
 os.listdir(m + '/t/a')
-time.sleep(1)
+deadline = time.time() + 20
+while strata:
+    s = json.loads(subprocess.run([strata, 'stats', m, '--json'], capture_output=True, text=True, check=True).stdout)
+    if s['listAhead']['built'] >= 3 and s['readAhead']['pending'] == 0: break
+    if time.time() > deadline: sys.exit('t/b, t/c and t/d were not listed ahead within 20 s: %s' % s['listAhead'])
+    time.sleep(0.05)
 seen = [sorted(os.listdir(m + '/t/d'))]
 open(m + '/t/b/new', 'w').close()
 os.rename(m + '/t/c/f0', m + '/t/c/g0')
@@ -119,7 +126,7 @@ t.test('a listing built ahead is not served after a change: the walker sees the 
     const m = await mountUnion(t, target, d)
     const served = (): number => target === 'stratafs' ? strataStats<Stats>(m.mnt).listAhead!.served : 0
     const before = served()
-    seen[target] = observe(t, target, WALK_THEN_CHANGE, m.mnt)
+    seen[target] = observe(t, target, WALK_THEN_CHANGE, m.mnt, target === 'stratafs' ? strataBin() : '')
     if (target === 'stratafs') t.ok(served() - before >= 1, `the unchanged directory's listing was one built ahead (${served() - before})`)
     await m.unmount()
   }
