@@ -13,7 +13,9 @@ import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process'
 import type { Test } from 'tap'
 import { isMounted, stratafsBin } from '../helpers/mounts'
 import { tempDir } from '../helpers/tmp'
-import { alive, daemonPids, waitFor } from '../stratafs/util'
+import { alive, daemonPids, fdCount, waitFor } from '../stratafs/util'
+
+export { fdCount }
 
 export { alive, daemonPids, waitFor }
 
@@ -84,10 +86,6 @@ export async function killDaemon(mnt: string): Promise<number> {
 export function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))
   return m ? Number(m[1]) : -1
-}
-
-export function fdCount(pid: number): number {
-  return fs.readdirSync(`/proc/${pid}/fd`).length
 }
 
 /** A tmpfs of `size` (e.g. '16m') at `dir`, unmounted in teardown (lazily if busy). */

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process'
 import t from 'tap'
 import { mountUnion, strataStats } from '../helpers/mounts'
 import { tempDir } from '../helpers/tmp'
-import { daemonPids, lowersUnchanged, makeDirs, mountDirs, observe, py, waitFor } from './util'
+import { daemonPids, fdCount as daemonFds, lowersUnchanged, makeDirs, mountDirs, observe, py, settledFdCount, waitFor } from './util'
 
 
 interface Stats {
@@ -119,16 +119,8 @@ t.test('handles closed: their fds are closed, after many files read and written 
   const m = await mountDirs(t, d)
   const [pid] = daemonPids(m.mnt)
   t.ok(pid, 'found the daemon')
-  const fdCount = (): number => fs.readdirSync(`/proc/${pid}/fd`).length
-  // the daemon may still close an fd of its start-up (a full suite's load delays it): the
-  // baseline is a count that holds for 200 ms
-  let baseline = fdCount()
-  for (let i = 0; i < 25; i++) {
-    await new Promise((res) => setTimeout(res, 200))
-    const again = fdCount()
-    if (again === baseline) break
-    baseline = again
-  }
+  const fdCount = (): number => daemonFds(pid!)
+  const baseline = await settledFdCount(pid!)
   const r = py(`import os,sys,threading
 mnt = sys.argv[1]
 def work(k):
@@ -295,8 +287,8 @@ t.test('the binding\'s own read-only opens: many at once read the right bytes, a
   lowersUnchanged(t, d.lowers)
   const m = await mountDirs(t, d)
   const [pid] = daemonPids(m.mnt)
-  const fdCount = (): number => fs.readdirSync(`/proc/${pid}/fd`).length
-  const baseline = fdCount()
+  const fdCount = (): number => daemonFds(pid!)
+  const baseline = await settledFdCount(pid!)
   const before = stats(m.mnt).servedBy.binding?.open ?? 0
   const r = py(`import os,sys,threading
 mnt = sys.argv[1]

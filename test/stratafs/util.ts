@@ -68,6 +68,25 @@ export async function waitFor(cond: () => boolean, ms = 5000): Promise<boolean> 
   return cond()
 }
 
+/** How many fds process `pid` holds now. */
+export const fdCount = (pid: number): number => fs.readdirSync(`/proc/${pid}/fd`).length
+
+/**
+ * A daemon's fd count to compare with later: one that holds for 200 ms (5 s at most). Right
+ * after mounting, the daemon may still close an fd of its start-up (a full suite's load delays
+ * it), which a later count would show as one fd fewer, not as a leak.
+ */
+export async function settledFdCount(pid: number): Promise<number> {
+  let count = fdCount(pid)
+  for (let i = 0; i < 25; i++) {
+    await new Promise((res) => setTimeout(res, 200))
+    const again = fdCount(pid)
+    if (again === count) break
+    count = again
+  }
+  return count
+}
+
 export const alive = (pid: number): boolean => {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1')
