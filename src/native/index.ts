@@ -18,10 +18,16 @@ export interface Native {
   lstat(path: string, out: Float64Array): number
   fstat(fd: number, out: Float64Array): number
   statvfs(path: string, out: Float64Array): number
-  readdir(path: string): DirList | number
+  /**
+   * with `whiteouts`, character devices and DT_UNKNOWN entries are lstatted in the call: a whiteout
+   * is typed DT_WHT (14); one that could not be lstatted stays DT_UNKNOWN
+   */
+  readdir(path: string, whiteouts?: boolean): DirList | number
   open(path: string, flags: number, mode: number): number
   mkdir(path: string, mode: number): number
   rmdir(path: string): number
+  /** removes the tree at path depth-first without following symlinks (nothing there: 0); -ELOOP below 64 levels */
+  removeTree(path: string): number
   unlink(path: string): number
   symlink(target: string, path: string): number
   readlink(path: string): string | number

@@ -229,10 +229,25 @@ static napi_value n_statvfs(napi_env env, napi_callback_info info) {
   return ret_int(env, 0);
 }
 
-// readdir(path) -> { names: string[], types: Uint8Array (d_type), inos: Float64Array (d_ino) } | -errno.
-// Skips "." and "..".
+// The d_type of `name` in `dirfd` with character devices told apart: DT_WHT for a whiteout (0/0),
+// DT_CHR for a device; DT_UNKNOWN resolved. An lstat failure (the entry gone included) leaves
+// DT_UNKNOWN, for the caller to look again and decide.
+static unsigned char resolved_dtype(int dirfd, const char *name, unsigned char dtype) {
+  if (dtype != DT_CHR && dtype != DT_UNKNOWN) return dtype;
+  struct stat st;
+  if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) return DT_UNKNOWN;
+  if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) return DT_WHT;
+  return IFTODT(st.st_mode);
+}
+
+// readdir(path, whiteouts) -> { names: string[], types: Uint8Array (d_type), inos: Float64Array (d_ino) } | -errno.
+// Skips "." and "..". With `whiteouts`, character devices (and DT_UNKNOWN entries) are lstatted here
+// and a whiteout is typed DT_WHT: an upper directory full of whiteouts (rm -rf of a lower tree) is
+// listed without an lstat crossing from JS per entry.
 static napi_value n_readdir(napi_env env, napi_callback_info info) {
-  ARGS(1);
+  ARGS(2);
+  bool whiteouts = false;
+  napi_get_value_bool(env, argv[1], &whiteouts); // undefined: false
   AT_ARG(path, 0);
   int fd = openat(path.dirfd, path.rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return at_done(env, -1, errno, &path, NULL);
@@ -242,20 +257,30 @@ static napi_value n_readdir(napi_env env, napi_callback_info info) {
   size_t cap = 64, n = 0;
   unsigned char *types = malloc(cap);
   double *inos = malloc(cap * sizeof(double));
+  if (!types || !inos) { free(types); free(inos); closedir(dir); return ret_int(env, -ENOMEM); }
   napi_value names;
   napi_create_array(env, &names);
   struct dirent *de;
-  errno = 0;
-  while ((de = readdir(dir)) != NULL) {
+  int e = 0;
+  for (;;) {
+    errno = 0; // per call: the fstatat of the last entry may have set it
+    if ((de = readdir(dir)) == NULL) { e = errno; break; }
     const char *nm = de->d_name;
     if (nm[0] == '.' && (nm[1] == 0 || (nm[1] == '.' && nm[2] == 0))) continue;
-    if (n == cap) { cap *= 2; types = realloc(types, cap); inos = realloc(inos, cap * sizeof(double)); }
-    types[n] = de->d_type;
+    unsigned char dtype = whiteouts ? resolved_dtype(fd, nm, de->d_type) : de->d_type;
+    if (n == cap) {
+      unsigned char *t = realloc(types, cap * 2);
+      if (t) types = t;
+      double *i = realloc(inos, cap * 2 * sizeof(double));
+      if (i) inos = i;
+      if (!t || !i) { e = ENOMEM; break; }
+      cap *= 2;
+    }
+    types[n] = dtype;
     inos[n] = (double) de->d_ino; // exact below 2^53; folded to 48 bits by whoever packs it
     napi_set_element(env, names, (uint32_t) n, latin1(env, nm, strlen(nm)));
     n++;
   }
-  int e = errno;
   closedir(dir);
   if (e) { free(types); free(inos); return ret_int(env, -e); }
   void *tdata, *idata;
@@ -273,6 +298,51 @@ static napi_value n_readdir(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, out, "types", tarr);
   napi_set_named_property(env, out, "inos", iarr);
   return out;
+}
+
+// ---- remove_tree(path): a tree this process owns (work-dir leftovers), depth-first -------------
+// One crossing from JS for the whole tree, and no lstat per entry: d_type says which entries are
+// directories. Nothing is followed: directories are opened O_NOFOLLOW relative to their parent's fd,
+// so a symlink put in place of one is unlinked, never entered. Deeper than REMOVE_DEPTH it answers
+// -ELOOP before touching that level, and the caller removes the rest by path.
+#define REMOVE_DEPTH 64
+
+static int remove_at(int dirfd, const char *name, unsigned char dtype, int depth) {
+  if (dtype == DT_UNKNOWN) {
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) return errno == ENOENT ? 0 : -errno;
+    dtype = IFTODT(st.st_mode);
+  }
+  if (dtype != DT_DIR) {
+    if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT) return 0;
+    if (errno != EISDIR) return -errno; // else it became a directory meanwhile
+  }
+  if (depth >= REMOVE_DEPTH) return -ELOOP;
+  int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? 0 : -errno;
+  DIR *dir = fdopendir(fd);
+  if (!dir) { int e = errno; close(fd); return -e; }
+  int r = 0;
+  struct dirent *de;
+  for (;;) {
+    errno = 0;
+    if ((de = readdir(dir)) == NULL) { r = -errno; break; }
+    const char *nm = de->d_name;
+    if (nm[0] == '.' && (nm[1] == 0 || (nm[1] == '.' && nm[2] == 0))) continue;
+    if ((r = remove_at(fd, nm, de->d_type, depth + 1)) < 0) break;
+  }
+  closedir(dir);
+  if (r == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT) r = -errno;
+  return r;
+}
+
+// removeTree(path) -> 0 | -errno (nothing there: 0)
+static napi_value n_remove_tree(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  AT_ARG(path, 0);
+  int r = remove_at(path.dirfd, path.rel, DT_UNKNOWN, 0);
+  put_at_path(&path);
+  return ret_int(env, r);
 }
 
 // open(path, flags, mode) -> fd | -errno. Callers add O_NOFOLLOW where the last component must not be a link.
@@ -692,6 +762,7 @@ static napi_value init(napi_env env, napi_value exports) {
   export_fn(env, exports, "open", n_open);
   export_fn(env, exports, "mkdir", n_mkdir);
   export_fn(env, exports, "rmdir", n_rmdir);
+  export_fn(env, exports, "removeTree", n_remove_tree);
   export_fn(env, exports, "unlink", n_unlink);
   export_fn(env, exports, "symlink", n_symlink);
   export_fn(env, exports, "readlink", n_readlink);

@@ -44,6 +44,10 @@ export function fstat(fd: number): Float64Array {
 }
 
 export const readdir = (abs: string): DirList => check(native.readdir(abs), 'readdir', abs)
+/** d_type of a whiteout in readdirTypingWhiteouts */
+export const DT_WHT = 14
+/** readdir that types whiteouts DT_WHT and resolves DT_UNKNOWN (each lstat in the native call) */
+export const readdirTypingWhiteouts = (abs: string): DirList => check(native.readdir(abs, true), 'readdir', abs)
 export const open = (abs: string, flags: number, mode = 0): number => check(native.open(abs, flags, mode), 'open', abs)
 export const mkdir = (abs: string, mode: number): void => { check(native.mkdir(abs, mode), 'mkdir', abs) }
 export const rmdir = (abs: string): void => { check(native.rmdir(abs), 'rmdir', abs) }
@@ -80,12 +84,20 @@ export function mknod(abs: string, mode: number, rdev: number): void {
   check(native.mknod(abs, mode, major, minor), 'mknod', abs)
 }
 
-/** Removes a tree this process owns (work-dir leftovers), without following symlinks. */
+/**
+ * Removes a tree this process owns (work-dir leftovers), without following symlinks: in one native
+ * call; where that stops (a tree deeper than it goes, an error), by path from here, which names
+ * the entry that failed.
+ */
 export function removeTree(abs: string): void {
+  if (native.removeTree(abs) < 0) removeTreeByPath(abs)
+}
+
+function removeTreeByPath(abs: string): void {
   const st = lstatOrNull(abs)
   if (!st) return
   if (isDirMode(st[2]!)) {
-    for (const name of readdir(abs).names) removeTree(`${abs}/${name}`)
+    for (const name of readdir(abs).names) removeTreeByPath(`${abs}/${name}`)
     rmdir(abs)
   } else {
     unlink(abs)

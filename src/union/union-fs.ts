@@ -347,13 +347,14 @@ export class UnionFs {
     const seen = new Set<string>()
     if (node.upper) {
       const abs = this.upperAbs(node.rel)
-      const list = host.readdir(abs)
+      const list = host.readdirTypingWhiteouts(abs)
       for (let i = 0; i < list.names.length; i++) {
         const name = list.names[i]!
         let dtype = list.types[i]!
         if (name.startsWith(WH_PREFIX)) continue
         seen.add(name)
-        if (dtype === 2 || dtype === 0) {
+        if (dtype === host.DT_WHT) continue
+        if (dtype === 0) { // the native lstat failed (gone, or an error this one reports)
           const st = host.lstatOrNull(`${abs}/${name}`)
           if (!st || isWhiteout(st[ST.mode]!, st[ST.rdev]!)) continue
           dtype = host.fileType(st[ST.mode]!) >>> 12

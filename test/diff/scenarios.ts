@@ -121,6 +121,8 @@ export const SCENARIOS: Scenario[] = [
     o('lstat', 'fifo-new'), o('lstat', 'sock-new'), o('lstat', 'reg-new'), o('mknod', 'data/fifo', 'fifo', 0o644),
     o('chmod', 'data/fifo', 0o600), o('lstat', 'data/fifo'), o('chown', 'dev/null', 1000, 1000), o('lstat', 'dev/null'),
     o('utimes', 'dev/blk', T1, T1), o('lstat', 'dev/blk'), o('setxattr', 'dev/null', 'user.x', 'v', 0),
+    // devices copied up and made in the upper list as devices (DT_CHR, DT_BLK), beside the lower ones
+    o('readdir', 'dev'), o('readdir', '.'),
   ] },
   { name: 'open flags: O_EXCL, O_TRUNC, O_APPEND, O_CREAT on dirs', ops: [
     o('open', 'etc/motd', ['O_WRONLY', 'O_CREAT', 'O_EXCL'], 0o644, 'x'), o('open', 'wh/gone-file', ['O_WRONLY', 'O_CREAT', 'O_EXCL'], 0o600, 'new'),

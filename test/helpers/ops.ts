@@ -223,10 +223,12 @@ const IMPL = {
   listxattr: (r, [rel]) => { const v = native.llistxattr(p(r, rel)); if (typeof v === 'number') chk(v); return [...(v as string[])].sort() },
   removexattr: (r, [rel, name]) => chk(native.lremovexattr(p(r, rel), String(name))),
   rmrf: (r, [rel]) => { rmrf(p(r, rel)); return true },
+  /** each name with its d_type (a character device is DT_CHR 2, a whiteout never listed) */
   readdir: (r, [rel]) => {
     const v = native.readdir(p(r, rel ?? '.'))
     if (typeof v === 'number') chk(v)
-    return (v as { names: string[] }).names.filter(n => n !== '.' && n !== '..').sort()
+    const { names, types } = v as { names: string[], types: Uint8Array }
+    return names.map((n, i) => `${n} ${types[i]}`).sort()
   },
   lstat: (r, [rel]) => { const st = lstat(p(r, rel)); if (typeof st === 'number') chk(st); return statResult(p(r, rel), st as Float64Array) },
   /** stat following symlinks: type, mode, owner, size only */

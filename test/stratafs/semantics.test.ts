@@ -330,3 +330,27 @@ t.test('whiteouts share one inode (as kernel overlayfs makes them), and kernel o
   t.notOk(fs.existsSync(`${km.mnt}/etc/only-bottom`), 'in every directory')
   await km.unmount()
 })
+
+t.test('work-dir leftovers go at mount, however deep, and no symlink in them is followed', async (t) => {
+  const d = makeDirs(t)
+  const outside = `${d.root}/outside`
+  fs.mkdirSync(`${outside}/keep`, { recursive: true })
+  fs.writeFileSync(`${outside}/keep/precious`, 'precious\n')
+  // what a killed daemon could leave: a copy-up tree 100 levels deep (the native removal stops at
+  // 64 and the rest goes by path), symlinks to outside at the top and the bottom, a whiteout, a fifo
+  fs.mkdirSync(`${d.work}/work`)
+  let deep = `${d.work}/work/#dead-1`
+  for (let i = 0; i < 100; i++) deep += `/d${i}`
+  fs.mkdirSync(deep, { recursive: true })
+  fs.symlinkSync(outside, `${deep}/to-outside`)
+  fs.symlinkSync(`${outside}/keep`, `${d.work}/work/#dead-1/d0/to-keep`)
+  fs.writeFileSync(`${deep}/file`, 'partial')
+  t.equal(spawnSync('mknod', [`${d.work}/work/#dead-1/wh`, 'c', '0', '0']).status, 0)
+  t.equal(spawnSync('mkfifo', [`${d.work}/work/#dead-2`]).status, 0)
+  fs.symlinkSync(`${outside}/keep`, `${d.work}/work/#dead-3`)
+  const m = await mountDirs(t, d)
+  t.same(fs.readdirSync(`${d.work}/work`), [], 'every leftover removed')
+  t.equal(fs.readFileSync(`${outside}/keep/precious`, 'utf8'), 'precious\n', 'what the symlinks pointed at is untouched')
+  t.same(fs.readdirSync(outside), ['keep'])
+  t.equal(fs.readFileSync(`${m.mnt}/etc/motd`, 'utf8'), 'top motd\n', 'the mount serves')
+})
