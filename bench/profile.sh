@@ -11,7 +11,7 @@ mkdir -p "$MNT" "$UP" "$WK" "$PROF"
 case $W in
   untar|randwrite|chmod1000) LOWERS=$FIX/data/l ;;
   ls10k|readdir10k) LOWERS=$FIX/wide/a:$FIX/wide/b; cp -a "$FIX/wide/u/big" "$UP/" ;;
-  find_warm|lsR_warm|find_cold) LOWERS=$FIX/tree/l ;;
+  find_warm|lsR_warm|find_cold|find_fresh) LOWERS=$FIX/tree/l ;;
   rmrf|grep) LOWERS=$FIX/small/l ;;
   *) echo "profile: unknown workload $W" >&2; exit 2 ;;
 esac
@@ -32,6 +32,7 @@ case $W in
   readdir10k) ls -f big >/dev/null ;;
   find_warm) find . >/dev/null; find . >/dev/null ;;
   find_cold) sync; echo 3 >/proc/sys/vm/drop_caches; find . >/dev/null ;;
+  find_fresh) find . >/dev/null ;;
   lsR_warm) ls -lR . >/dev/null; ls -lR . >/dev/null ;;
   rmrf) rm -rf s ;;
   grep) grep -r needle-not-present s ;;
