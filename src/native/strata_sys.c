@@ -652,6 +652,7 @@ static void copy_complete(napi_env env, napi_status status, void *data) {
 static napi_value n_copy_data(napi_env env, napi_callback_info info) {
   ARGS(4);
   copy_job_t *job = calloc(1, sizeof(copy_job_t));
+  if (!job) { napi_throw_error(env, "ENOMEM", "copyData: out of memory"); return NULL; }
   job->src = (int) get_i64(env, argv[0]);
   job->dst = (int) get_i64(env, argv[1]);
   bool fsync_after = false;
@@ -723,12 +724,21 @@ static napi_value n_warm_dirs(napi_env env, napi_callback_info info) {
   uint32_t n = 0;
   CHECK(napi_get_array_length(env, argv[0], &n));
   warm_job_t *job = calloc(1, sizeof(warm_job_t));
-  job->paths = calloc(n ? n : 1, sizeof(char *));
+  if (job) job->paths = calloc(n ? n : 1, sizeof(char *));
+  if (!job || !job->paths) { // out of memory: nothing read ahead, the caller told so at once
+    free(job);
+    napi_value fn, global, argv2[2] = { ret_int(env, 0), ret_int(env, 0) };
+    napi_get_global(env, &global);
+    fn = argv[2];
+    napi_call_function(env, global, fn, 2, argv2, NULL);
+    return NULL;
+  }
   for (uint32_t i = 0; i < n; i++) {
     napi_value v;
     char path[PATH_BUF];
     if (napi_get_element(env, argv[0], i, &v) != napi_ok || get_latin1(env, v, path, sizeof(path)) != 0) continue; // too long: not read ahead
-    job->paths[job->n++] = strdup(path);
+    char *copy = strdup(path);
+    if (copy) job->paths[job->n++] = copy; // else (out of memory) not read ahead
   }
   bool stat_all = false;
   napi_get_value_bool(env, argv[1], &stat_all);
