@@ -2,7 +2,7 @@
 # CPU profile of the stratafs daemon during one workload (node --cpu-prof), summarised by
 # dist/bench/cpuprof-top.js. Needs the fixtures of a kept bench run:
 #   BENCH_DIR=/tmp/sbfix BENCH_REPS=1 BENCH_ONLY=none bash bench/run.sh   # just builds fixtures
-#   bash bench/profile.sh /tmp/sbfix untar|ls10k|readdir10k|randwrite|chmod1000|lsR_warm|find_warm|rmrf|grep|find_cold
+#   bash bench/profile.sh /tmp/sbfix untar|ls10k|readdir10k|randwrite|chmod1000|lsR_warm|find_warm|rmrf|grep|find_cold|find_fresh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD FIX=${1:?fixture dir} W=${2:?workload}
