@@ -15,11 +15,6 @@
  * Walkers go depth first, so the newest listing's subdirectories come first (a stack), the first
  * of them on top. The stack and the jobs in flight are bounded; what does not fit is dropped,
  * oldest first: it is read when it is listed, as it would be without this.
- *
- * A directory read ahead has its own subdirectories read ahead too (one level, CASCADE): a walker
- * that enters a directory goes straight on into its first subdirectory, which was otherwise only
- * queued then, and waited on the disk (a cold `find` stalled 1-7 ms at each of the 30 such steps
- * of the bench tree).
  */
 import { LRUCache } from 'lru-cache'
 import { LowerTree } from './lower-tree'
@@ -31,16 +26,12 @@ export const MAX_WAITING = 1024
 const PER_JOB = 8
 /** jobs at once: the thread pool also copies files up */
 const MAX_JOBS = 2
-/** levels below a walker's listings read ahead of it */
-const CASCADE = 1
 
 interface Waiting {
   rel: string
   /** its directory in each layer that merges into it */
   abs: string[]
   statAll: boolean
-  /** levels below the walker's listing */
-  depth: number
 }
 
 export type WarmFn = (paths: string[], statAll: boolean, done: (statted: number, us: number) => void) => void
@@ -88,11 +79,11 @@ export class ReadAhead {
    * single listing (`ls -l DIR`) reads nothing ahead: its subdirectories may never be listed.
    */
   walked(start: string, rel: string, statAll: boolean): void {
-    this.children(start, statAll, 0)
-    this.children(rel, statAll, 0)
+    this.children(start, statAll)
+    this.children(rel, statAll)
   }
 
-  private children(rel: string, statAll: boolean, depth: number): void {
+  private children(rel: string, statAll: boolean): void {
     if (this.done.has(rel)) return
     this.done.set(rel, true)
     const dir = this.lower.dir(rel)
@@ -102,7 +93,7 @@ export class ReadAhead {
       if (!entry.dirLayers) continue
       const child = rel === '' ? name : `${rel}/${name}`
       if (this.lower.isCached(child)) continue
-      next.push({ rel: child, abs: entry.dirLayers.map((layer) => this.lower.abs(layer, child)), statAll, depth })
+      next.push({ rel: child, abs: entry.dirLayers.map((layer) => this.lower.abs(layer, child)), statAll })
     }
     if (next.length === 0) return
     for (let i = next.length - 1; i >= 0; i--) this.waiting.push(next[i]!)
@@ -128,11 +119,7 @@ export class ReadAhead {
         this.totals.statted += statted
         this.totals.ms += us / 1000
         // the last of the batch first: a stack again, as the walker will come to the first first
-        for (let i = batch.length - 1; i >= 0; i--) {
-          const w = batch[i]!
-          for (const fn of this.readyFns) fn(w.rel, w.statAll)
-          if (w.depth < CASCADE) this.children(w.rel, w.statAll, w.depth + 1)
-        }
+        for (let i = batch.length - 1; i >= 0; i--) for (const fn of this.readyFns) fn(batch[i]!.rel, batch[i]!.statAll)
         this.start()
       })
     }

@@ -132,28 +132,3 @@ t.test('a listing built ahead is not served after a change: the walker sees the 
   }
   t.same(seen.stratafs, seen.kernel, 'each listing as kernel overlayfs gives it: the new name and the renamed one are there')
 })
-
-t.test('a walk reads ahead the subdirectories of what it lists and theirs, no deeper', async (t) => {
-  const d = makeDirs(t)
-  const bottom = d.lowers[1]!
-  for (const a of ['a', 'b']) {
-    for (const p of ['p', 'q']) {
-      for (const n of ['1', '2']) {
-        fs.mkdirSync(`${bottom}/deep/${a}/${p}/${n}/x`, { recursive: true })
-        fs.writeFileSync(`${bottom}/deep/${a}/${p}/${n}/f`, n)
-      }
-    }
-  }
-  lowersUnchanged(t, d.lowers)
-  const m = await mountUnion(t, 'stratafs', d)
-  const dirs = (): Counts => strataStats<Stats>(m.mnt).readAhead!
-  const before = dirs().dirs
-  // a walker's first two listings: deep, then deep/a
-  fs.readdirSync(`${m.mnt}/deep`)
-  fs.readdirSync(`${m.mnt}/deep/a`)
-  t.ok(await waitFor(() => dirs().pending === 0), 'the read-ahead settles')
-  // a, b (below deep) and a/p, a/q (below deep/a); then one level below each of those: b/p, b/q
-  // and a/p/1, a/p/2, a/q/1, a/q/2; not the x below those
-  t.equal(dirs().dirs - before, 10, 'ten directories read ahead')
-  await m.unmount()
-})
