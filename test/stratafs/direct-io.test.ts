@@ -438,3 +438,58 @@ t.test('chmod, chown and utimes of files open for writing: the binding does them
   // (hidden), and so is h2's chmod (no handle of its own)
   t.equal(byBinding, 13, 'the binding did the changes of files open for writing, JS those of hidden files')
 })
+
+// Reads a small lower file the listing showed, rewrites it in place without truncating (a
+// copy-up, then data changed where the first read's pages were), lists its directory again (so
+// the binding opens it once more, now in the upper) and reads it: a reader's own earlier handle
+// (kept open across the writes) and a new one must both see the new bytes, as on kernel overlayfs.
+const STORE_THEN_CHANGE = `
+import json, os, sys
+m = sys.argv[1]
+os.listdir(m + '/small')
+def read(path):
+    with open(path, 'rb') as f: return f.read().decode()
+seen = [read(m + '/small/conf'), read(m + '/small/other')]
+kept = os.open(m + '/small/other', os.O_RDONLY)
+seen.append(os.pread(kept, 100, 0).decode())
+for name in ('conf', 'other'):
+    fd = os.open(m + '/small/' + name, os.O_WRONLY)
+    os.pwrite(fd, b'NEW', 0)
+    os.close(fd)
+os.listdir(m + '/small')
+seen += [read(m + '/small/conf'), read(m + '/small/other'), os.pread(kept, 100, 0).decode()]
+os.close(kept)
+print(json.dumps(seen))
+`
+
+t.test('a small lower file goes to the page cache with its open (no READ), and later changes to it are seen', async (t) => {
+  const seen: Record<string, unknown> = {}
+  for (const target of ['kernel', 'stratafs'] as const) {
+    const d = makeDirs(t)
+    const low = d.lowers[1]!
+    fs.mkdirSync(`${low}/small`)
+    fs.writeFileSync(`${low}/small/conf`, 'old conf\n')
+    fs.writeFileSync(`${low}/small/other`, 'old other\n')
+    fs.writeFileSync(`${low}/small/big`, Buffer.alloc(65 * 1024, 'b'))
+    lowersUnchanged(t, d.lowers)
+    const m = await mountUnion(t, target, d)
+    if (target === 'stratafs') {
+      const reads = (): number => stats(m.mnt).servedBy.binding?.read ?? 0
+      spawnSync('ls', ['-f', `${m.mnt}/small`])
+      const before = reads()
+      t.equal(fs.readFileSync(`${m.mnt}/small/conf`, 'utf8'), 'old conf\n')
+      t.equal(reads(), before, 'a small lower file: read from the page cache its open filled, no READ')
+      t.equal(fs.readFileSync(`${m.mnt}/small/big`).length, 65 * 1024)
+      t.ok(reads() > before, 'one over 64 KiB: read through READ')
+      await m.unmount()
+      const again = await mountUnion(t, target, d)
+      seen[target] = observe(t, target, STORE_THEN_CHANGE, again.mnt)
+      await again.unmount()
+    } else {
+      seen[target] = observe(t, target, STORE_THEN_CHANGE, m.mnt)
+      await m.unmount()
+    }
+  }
+  t.same(seen.stratafs, seen.kernel, 'every read sees what kernel overlayfs shows')
+  t.same(seen.kernel, ['old conf\n', 'old other\n', 'old other\n', 'NEW conf\n', 'NEW other\n', 'NEW other\n'])
+})
