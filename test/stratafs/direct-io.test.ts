@@ -475,7 +475,7 @@ t.test('a small lower file goes to the page cache with its open (no READ), and l
     const m = await mountUnion(t, target, d)
     if (target === 'stratafs') {
       const reads = (): number => stats(m.mnt).servedBy.binding?.read ?? 0
-      spawnSync('ls', ['-f', `${m.mnt}/small`])
+      t.equal(spawnSync('ls', ['-f', `${m.mnt}/small`]).status, 0, 'listed')
       const before = reads()
       t.equal(fs.readFileSync(`${m.mnt}/small/conf`, 'utf8'), 'old conf\n')
       t.equal(reads(), before, 'a small lower file: read from the page cache its open filled, no READ')
