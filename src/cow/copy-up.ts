@@ -32,7 +32,7 @@ export class WorkDir {
    * most of an `rm -rf` of lower files. Readers know a whiteout by its type and device alone, so
    * the on-disk format is the same. Beside `work/`, which tests and users expect empty when idle.
    */
-  private readonly sharedWhiteout: string
+  readonly sharedWhiteout: string
   private sharing = true
   private seq = 0
 

@@ -14,6 +14,7 @@ import { isLowerTag, type Caller, type Listed, type TaggedStat } from '../union/
 import type { Router } from '../union/router'
 import { binding, opcode, signalFn as bindingSignal } from './binding'
 import { bindingFds, bindingHandles, bindingIoStats, setBindingLayers } from './direct-io'
+import { bindingUnlinkStats, enableBindingUnlinks, takeBindingUnlinks } from './binding-unlinks'
 import { toNegErrno } from './errno'
 import { layerCode, packLean, packStat, packStatfs, packTypeOnly, STAT_LAYER_SHIFT, STAT_NO_XATTRS, STAT_SLOTS } from './stat-pack'
 import { LeanListings, MAX_UPGRADE } from './lean-listings'
@@ -74,6 +75,11 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   fsys.handles.external = bindingHandles
   setBindingLayers(fsys.union.upperRoot, fsys.union.lower.roots)
   stats.addSource('binding', bindingIoStats)
+  const whiteout = fsys.union.sharedWhiteout
+  if (fsys.union.upperRoot !== null && whiteout !== null) {
+    enableBindingUnlinks(fsys.union.upperRoot, whiteout, fsys.volumes.map((v) => `/${v.spec.rel}`))
+    stats.addSource('bindingUnlinks', bindingUnlinkStats)
+  }
   const trace = log.isLevelEnabled('trace')
 
   function fail(op: string, err: unknown, start: bigint): number {
@@ -109,9 +115,19 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     return !READ_ONLY_OPS.has(name)
   }
 
+  /** Names the binding unlinked while JS served nothing: forgotten before anything is served. */
+  const learnBindingUnlinks = (): void => {
+    const gone = takeBindingUnlinks()
+    if (gone === null) return
+    for (const p of gone) fsys.union.removedByBinding(relFromFuse(p))
+    listings.changed()
+    prefetcher.clear()
+  }
+
   function def(name: string, fn: Handler): void {
     const code = opcode(name)
     handlers[code] = ((l: Buffer, ...args: never[]) => {
+      learnBindingUnlinks()
       copyUpsAtStart.set(l, stats.copyUps)
       const changes = mayChange(name, args)
       changingAt.set(l, changes)

@@ -529,6 +529,22 @@ export class UnionFs {
     return parent.merged && this.lower.lookup(rel) !== null
   }
 
+  /**
+   * The shared whiteout every whiteout in the upper links to (WorkDir), for the binding's own
+   * unlinks (removedByBinding); null when nothing can be written.
+   */
+  get sharedWhiteout(): string | null {
+    return this.upperRoot !== null && this.work !== null ? this.work.sharedWhiteout : null
+  }
+
+  /**
+   * The binding unlinked the lower name `rel` itself (a whiteout linked in the upper directory it
+   * is in, while no request was with JS: patches/README.md): what is kept of it goes.
+   */
+  removedByBinding(rel: string): void {
+    this.forget(rel)
+  }
+
   private forget(rel: string): void {
     const node = this.nodes.get(rel)
     if (node) node.dead = true
