@@ -6,7 +6,7 @@
  * again) is what kernel overlayfs shows, and the counters say the binding did them.
  */
 import * as fs from 'node:fs'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import t, { type Test } from 'tap'
 import { mountUnion, strataStats, type UnionDirs } from '../helpers/mounts'
 import { tempDir } from '../helpers/tmp'
@@ -162,4 +162,55 @@ t.test('unlinks the binding leaves to JS: names in the upper, open files, data v
   t.equal(r.status, 0, r.stderr.toString())
   t.equal(unlinksByBinding(m2.mnt), 0, 'STRATA_NO_CUNLINK=1: the binding unlinked nothing')
   t.equal(fs.existsSync(`${m2.mnt}/tree`), false, 'and rm -rf worked')
+})
+
+t.test('unlinks racing copy-ups, creates and listings in the same directories end as each asked', async (t) => {
+  const root = tempDir(t)
+  const lower = `${root}/lower`
+  const files = 200
+  for (let d = 0; d < 4; d++) {
+    fs.mkdirSync(`${lower}/d${d}`, { recursive: true })
+    for (let i = 0; i < files; i++) fs.writeFileSync(`${lower}/d${d}/f${i}`, `${d}:${i}\n`)
+  }
+  lowersUnchanged(t, [lower])
+  const d: UnionDirs = { lowers: [lower], upper: `${root}/upper`, work: `${root}/work`, mnt: `${root}/mnt` }
+  for (const p of [d.upper!, d.work!, d.mnt]) fs.mkdirSync(p)
+  const m = await mountUnion(t, 'stratafs', d)
+  spawnSync('ls', ['-lR', m.mnt])
+  // per directory: one process unlinks the even files, one appends to the odd ones (a copy-up
+  // each), one creates new names, one lists again and again; all at once
+  const worker = `
+import os, sys
+mnt, role, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+for d in range(4):
+    base = f'{mnt}/d{d}'
+    for i in range(n):
+        if role == 'unlink' and i % 2 == 0: os.unlink(f'{base}/f{i}')
+        elif role == 'append' and i % 2 == 1:
+            with open(f'{base}/f{i}', 'a') as f: f.write('+')
+        elif role == 'create' and i % 4 == 0:
+            with open(f'{base}/new{i}', 'w') as f: f.write('new')
+        elif role == 'list' and i % 8 == 0: os.listdir(base)
+`
+  const run = (role: string): Promise<string> => new Promise((resolve) => {
+    const c = spawn('python3', ['-c', worker, m.mnt, role, String(files)], { stdio: ['ignore', 'ignore', 'pipe'] })
+    let err = ''
+    c.stderr.on('data', (b: Buffer) => { err += b.toString() })
+    c.on('exit', (code) => resolve(code === 0 ? '' : `${role} exited ${code}: ${err}`))
+  })
+  const failures = (await Promise.all(['unlink', 'append', 'create', 'list'].map(run))).filter(Boolean)
+  t.same(failures, [], 'every process did what it asked')
+  for (let dir = 0; dir < 4; dir++) {
+    const base = `${m.mnt}/d${dir}`
+    const want = new Map<string, string>()
+    for (let i = 0; i < files; i++) {
+      if (i % 2 === 1) want.set(`f${i}`, `${dir}:${i}\n+`)
+      if (i % 4 === 0) want.set(`new${i}`, 'new')
+    }
+    const got = new Map(fs.readdirSync(base).map((n) => [n, fs.readFileSync(`${base}/${n}`, 'utf8')]))
+    t.same([...got].sort(), [...want].sort(), `d${dir}: the unlinked files are gone, the appended and new ones hold what was written`)
+    const upper = fs.readdirSync(`${d.upper!}/d${dir}`).filter((n) => fs.lstatSync(`${d.upper!}/d${dir}/${n}`).isCharacterDevice())
+    t.equal(upper.length, files / 2, `d${dir}: one whiteout in the upper per unlinked file`)
+  }
+  t.ok(unlinksByBinding(m.mnt) > 0, `some unlinks were the binding's (${unlinksByBinding(m.mnt)} of ${4 * files / 2})`)
 })
