@@ -14,7 +14,7 @@ import { isLowerTag, type Caller, type Listed, type TaggedStat } from '../union/
 import type { Router } from '../union/router'
 import { binding, opcode, signalFn as bindingSignal } from './binding'
 import { bindingFds, bindingHandles, bindingIoStats, setBindingLayers } from './direct-io'
-import { bindingUnlinkStats, enableBindingUnlinks, takeBindingUnlinks } from './binding-unlinks'
+import { enableBindingUnlinks, takeBindingUnlinks } from './binding-unlinks'
 import { toNegErrno } from './errno'
 import { layerCode, packLean, packStat, packStatfs, packTypeOnly, STAT_LAYER_SHIFT, STAT_NO_XATTRS, STAT_SLOTS } from './stat-pack'
 import { LeanListings, MAX_UPGRADE } from './lean-listings'
@@ -75,11 +75,8 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   fsys.handles.external = bindingHandles
   setBindingLayers(fsys.union.upperRoot, fsys.union.lower.roots)
   stats.addSource('binding', bindingIoStats)
-  const whiteout = fsys.union.sharedWhiteout
-  if (fsys.union.upperRoot !== null && whiteout !== null) {
-    enableBindingUnlinks(fsys.union.upperRoot, whiteout, fsys.volumes.map((v) => `/${v.spec.rel}`))
-    stats.addSource('bindingUnlinks', bindingUnlinkStats)
-  }
+  const whiteouts = fsys.union.whiteoutTarget
+  if (whiteouts) enableBindingUnlinks(whiteouts.upper, whiteouts.sharedWhiteout, fsys.volumes.map((v) => `/${v.spec.rel}`))
   const trace = log.isLevelEnabled('trace')
 
   function fail(op: string, err: unknown, start: bigint): number {

@@ -530,11 +530,11 @@ export class UnionFs {
   }
 
   /**
-   * The shared whiteout every whiteout in the upper links to (WorkDir), for the binding's own
-   * unlinks (removedByBinding); null when nothing can be written.
+   * The upper and the shared whiteout every whiteout in it links to (WorkDir), for the binding's
+   * own unlinks (removedByBinding); null when nothing can be written.
    */
-  get sharedWhiteout(): string | null {
-    return this.upperRoot !== null && this.work !== null ? this.work.sharedWhiteout : null
+  get whiteoutTarget(): { upper: string, sharedWhiteout: string } | null {
+    return this.upperRoot !== null && this.work !== null ? { upper: this.upperRoot, sharedWhiteout: this.work.sharedWhiteout } : null
   }
 
   /**

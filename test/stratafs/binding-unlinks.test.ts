@@ -17,7 +17,7 @@ interface Stats {
   ops: Record<string, { count: number }>
   servedBy: Record<string, Record<string, number>>
 }
-const unlinksByBinding = (mnt: string): number => strataStats<Stats>(mnt).servedBy.bindingUnlinks?.unlink ?? 0
+const unlinksByBinding = (mnt: string): number => strataStats<Stats>(mnt).servedBy.binding?.unlink ?? 0
 
 /** Two lowers shared by both mounts, and an upper, work dir and mountpoint for each. */
 function layers(t: Test): { strata: UnionDirs, kernel: UnionDirs, lowers: string[], outside: string } {
