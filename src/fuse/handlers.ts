@@ -10,7 +10,7 @@ import * as fs from 'node:fs'
 import { FsError } from '../sys/errors'
 import type { Logger } from '../sys/log'
 import { joinRel, parentOf, relFromFuse } from '../sys/rel'
-import { isLowerTag, type Caller, type Listed, type TaggedStat } from '../union/union-fs'
+import { isLowerTag, type Caller, type Listed, type ListedStats, type TaggedStat } from '../union/union-fs'
 import type { Router } from '../union/router'
 import { binding, opcode, signalFn as bindingSignal } from './binding'
 import { bindingFds, bindingHandles, bindingIoStats, setBindingLayers } from './direct-io'
@@ -269,10 +269,10 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
    * attributes but not for keeping (cache time 0): its writes go to the binding and change them
    * without a request here. Returns whether it was such a file.
    */
-  const packListed = (dir: string, listed: Listed, i: number, out: Uint32Array, at: number): boolean => {
+  const packListed = (dir: string, listed: Listed, i: number, out: Uint32Array, at: number, pre: ListedStats | null): boolean => {
     try {
       const rel = joinRel(dir, listed.names[i]!)
-      const { ts, xattrFree, fileLayer } = fsys.listedAttrs(rel, isLowerTag(listed.tags[i]!))
+      const { ts, xattrFree, fileLayer } = fsys.listedAttrs(rel, isLowerTag(listed.tags[i]!), pre, i)
       if (!ts.stable) {
         packLean(listed.types[i]!, listed.tags[i]!, listed.inos[i]!, out, at)
         return false
@@ -296,12 +296,21 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
    */
   const packEntries = (dir: string, listed: Listed, out: Uint32Array, first: number, lean = false): boolean => {
     let writer = false
+    const pre = lean ? null : statListed(dir, listed)
     for (let i = 0; i < listed.names.length; i++) {
       const at = (i + first) * STAT_SLOTS
       if (lean && listed.types[i] !== DT_DIR) packLean(listed.types[i]!, listed.tags[i]!, listed.inos[i]!, out, at)
-      else if (packListed(dir, listed, i, out, at)) writer = true
+      else if (packListed(dir, listed, i, out, at, pre)) writer = true
     }
     return writer
+  }
+  /** Every entry's stat at once (Router.statListed); on failure each is statted on its own. */
+  const statListed = (dir: string, listed: Listed): ListedStats | null => {
+    try {
+      return fsys.statListed(dir, listed)
+    } catch {
+      return null
+    }
   }
   /** Entries of `dir`, for the prefetch decision; never fails the lookup that asks. */
   const entryCount = (dir: string): number => {

@@ -16,7 +16,7 @@
 import { LRUCache } from 'lru-cache'
 import { aufsWhitedOut, DT_CHR, isOpaqueValue, isWhiteout, OPAQUE_XATTR, WH_OPAQUE, WH_PREFIX } from './whiteout'
 import * as host from '../sys/hostfs'
-import { native } from '../native'
+import { native, STAT_NAMES_STATTED, STAT_NAMES_XATTRS_KNOWN, STAT_NAMES_XATTR_FREE } from '../native'
 import { FsError } from '../sys/errors'
 import { absIn, baseOf, parentOf } from '../sys/rel'
 
@@ -54,9 +54,11 @@ export interface LowerDir {
 }
 
 const STAT_SLOTS = 16
-const STATTED = 1
-const XATTRS_KNOWN = 2
-const XATTR_FREE = 4
+// the bits native.statNames sets
+const STATTED = STAT_NAMES_STATTED
+const XATTRS_KNOWN = STAT_NAMES_XATTRS_KNOWN
+const XATTR_FREE = STAT_NAMES_XATTR_FREE
+const STATTED_WITH_XATTRS = STATTED | XATTRS_KNOWN
 
 /**
  * Approximate bytes a cached directory holds: per entry a Map slot, name and entry object, and its
@@ -123,6 +125,29 @@ export class LowerTree {
     if (r < 0) throw FsError.fromErrno(r, 'lstat', abs)
     dir.state[entry.index]! |= STATTED
     return st
+  }
+
+  /**
+   * Stats every entry of the lower directory at `rel` and learns which have no xattrs, where not
+   * known yet: one native call per layer the entries come from, for a listing that will ask for
+   * all of them (stat and xattrFree then answer from what this kept). An entry the call could not
+   * stat is left for stat() to try, and report.
+   */
+  statAll(rel: string): void {
+    const dir = this.dir(rel)
+    if (!dir || dir.entries.size === 0) return
+    dir.stats ??= new Float64Array(dir.entries.size * STAT_SLOTS)
+    const names: string[][] = []
+    const slots: number[][] = []
+    for (const [name, entry] of dir.entries) {
+      if ((dir.state[entry.index]! & STATTED_WITH_XATTRS) === STATTED_WITH_XATTRS) continue
+      ;(names[entry.layer] ??= []).push(name)
+      ;(slots[entry.layer] ??= []).push(entry.index)
+    }
+    for (let layer = 0; layer < names.length; layer++) {
+      if (!names[layer]) continue
+      native.statNames(this.abs(layer, rel), names[layer]!, Uint32Array.from(slots[layer]!), dir.stats, dir.state, true)
+    }
   }
 
   /** Whether the visible lower entry has no xattrs at all; cached, since lower layers are immutable. */

@@ -50,6 +50,13 @@ export interface Native {
    * many microseconds it took
    */
   warmDirs(paths: string[], statAll: boolean, cb: (statted: number, us: number) => void): void
+  /**
+   * lstats `dir`/names[i] into stats[slots[i] * 16 ..] and, with `xattrs`, asks whether it has any
+   * xattrs, setting state[slots[i]]'s bits (STAT_NAMES_*); entries whose bits are already set are
+   * not asked again, one that fails keeps its bits clear. Returns how many it statted, or -errno
+   * when `dir` cannot be opened.
+   */
+  statNames(dir: string, names: string[], slots: Uint32Array, stats: Float64Array, state: Uint8Array, xattrs: boolean): number
   /** malloc_trim(0): 1 if memory was given back to the kernel */
   mallocTrim(): number
   RENAME_NOREPLACE: number
@@ -80,3 +87,8 @@ export const toLatin1 = (s: string): string => Buffer.from(s, 'utf8').toString('
 export const fromLatin1 = (s: string): string => Buffer.from(s, 'latin1').toString('utf8')
 /** A Buffer of the raw bytes, for Node's fs calls that take a path. */
 export const pathBuf = (s: string): Buffer => Buffer.from(s, 'latin1')
+
+/** Bits statNames sets per entry (src/layers/lower-tree.ts keeps the same ones per lower entry). */
+export const STAT_NAMES_STATTED = 1
+export const STAT_NAMES_XATTRS_KNOWN = 2
+export const STAT_NAMES_XATTR_FREE = 4

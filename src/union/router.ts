@@ -8,7 +8,7 @@ import * as host from '../sys/hostfs'
 import { isWithin, joinRel } from '../sys/rel'
 import type { Handle } from './handles'
 import { isLibfuseHidden, RemovedHiddenNames } from './hidden-names'
-import type { Caller, Listed, ListedAttrs, TaggedStat, UnionFs } from './union-fs'
+import type { Caller, Listed, ListedAttrs, ListedStats, TaggedStat, UnionFs } from './union-fs'
 import { VolumeFs, type VolumeSpec } from './volume-fs'
 
 /** ino tags of volumes: far above any lower layer's. */
@@ -72,9 +72,14 @@ export class Router {
   }
 
   /** A listed entry's attributes and xattr-freeness (UnionFs.listedAttrs); a volume's are never kept. */
-  listedAttrs(rel: string, fromLower = false): ListedAttrs {
+  listedAttrs(rel: string, fromLower = false, pre?: ListedStats | null, i = -1): ListedAttrs {
     const t = this.pick(rel)
-    return t ? { ts: t.vol.stat(t.sub), xattrFree: false } : this.union.listedAttrs(rel, fromLower)
+    return t ? { ts: t.vol.stat(t.sub), xattrFree: false } : this.union.listedAttrs(rel, fromLower, pre, i)
+  }
+
+  /** UnionFs.statListed; nothing for a data volume's listing (its entries are statted one by one). */
+  statListed(rel: string, listed: Listed): ListedStats | null {
+    return this.pick(rel) ? null : this.union.statListed(rel, listed)
   }
 
   fstat(id: number): TaggedStat {

@@ -21,11 +21,11 @@
  */
 import * as fs from 'node:fs'
 import { LRUCache } from 'lru-cache'
-import { native, ST } from '../native'
+import { native, ST, STAT_NAMES_STATTED, STAT_NAMES_XATTRS_KNOWN, STAT_NAMES_XATTR_FREE } from '../native'
 import { FsError, fsError } from '../sys/errors'
 import * as host from '../sys/hostfs'
 import { absIn, baseOf, isWithin, joinRel, parentOf } from '../sys/rel'
-import { DT_DIR, LowerTree } from '../layers/lower-tree'
+import { DT_DIR, DT_REG, LowerTree, type LowerDir, type LowerEntry } from '../layers/lower-tree'
 import { ReadAhead } from '../layers/read-ahead'
 import { escapeXattr, isOpaqueValue, isWhiteout, OPAQUE_XATTR, unescapeXattr, WH_PREFIX } from '../layers/whiteout'
 import { copyUpAsLink, copyUpDir, copyUpEntry, WorkDir } from '../cow/copy-up'
@@ -83,6 +83,21 @@ export interface ListedAttrs {
   xattrFree: boolean
   /** a regular file the binding may open for reading itself: its layer (-1: the upper) */
   fileLayer?: number
+}
+
+/**
+ * A listing's entries statted at once (UnionFs.statListed), for listedAttrs: the directory's node
+ * and merged lower directory, looked up once for all entries; the upper entries' lstats, entry i
+ * of the listing at slot slotOf[i] (-1: not the upper's) of `stats` (16 numbers a slot) and
+ * `state` (STAT_NAMES_* bits). The lower entries' are kept in LowerTree.
+ */
+export interface ListedStats {
+  dir: Node
+  lowerDir: LowerDir | null
+  names: string[]
+  slotOf: Int32Array
+  stats: Float64Array
+  state: Uint8Array
 }
 
 /** Approximate bytes of a cached Node (object, its path, the LRU's slot). */
@@ -223,14 +238,17 @@ export class UnionFs {
     }
   }
 
-  /** `seen`: gets the upper entry's lstat, when the child is the upper's (a listing stats it only once). */
-  private lookupChild(parent: Node, rel: string, seen?: { st: Float64Array | null }): Node | null {
+  /**
+   * `seen`: gets the upper entry's lstat, when the child is the upper's (a listing stats it only
+   * once); `known`: that lstat, taken just now by the caller.
+   */
+  private lookupChild(parent: Node, rel: string, seen?: { st: Float64Array | null }, known?: Float64Array): Node | null {
     const name = baseOf(rel)
     if (name.startsWith(WH_PREFIX)) return null
     if (name.length > NAME_MAX) throw fsError('ENAMETOOLONG', 'lookup', rel)
     if (parent.upper) {
       const abs = this.upperAbs(rel)
-      const st = host.lstatOrNull(abs)
+      const st = known ?? host.lstatOrNull(abs)
       if (seen) seen.st = st
       if (st) {
         const mode = st[ST.mode]!
@@ -306,30 +324,74 @@ export class UnionFs {
    * resolved without entering the node cache (caching each would churn it on big trees, and a
    * listing's lookups are answered from the listing itself), and asked for xattrs only where the
    * kernel may keep the attributes. `fromLower`: the listing just made (list) found the name in
-   * the lower layers, not in the upper, so the upper is not asked again.
+   * the lower layers, not in the upper, so the upper is not asked again. `pre`, `i`: the listing's
+   * entries statted at once (statListed), this one at index `i` of the listing.
    */
-  listedAttrs(rel: string, fromLower = false): ListedAttrs {
+  listedAttrs(rel: string, fromLower = false, pre?: ListedStats | null, i = -1): ListedAttrs {
+    if (pre && fromLower) {
+      const entry = pre.lowerDir?.entries.get(pre.names[i]!)
+      if (entry) return this.listedLower(rel, entry)
+    }
+    const slot = pre ? pre.slotOf[i]! : -1
+    const bits = slot >= 0 ? pre!.state[slot]! : 0
+    const known = bits & STAT_NAMES_STATTED ? pre!.stats.subarray(slot * 16, slot * 16 + 16) : undefined
     let node = this.nodes.get(rel)
-    const seen: { st: Float64Array | null } = { st: null }
+    const seen: { st: Float64Array | null } = { st: known ?? null }
     if (!node || !isLive(node)) {
-      const parent = this.resolve(parentOf(rel))
+      const parent = pre ? pre.dir : this.resolve(parentOf(rel))
       if (parent.type !== host.S_IFDIR) throw fsError('ENOTDIR', 'lookup', rel)
-      const found = fromLower ? this.lowerChild(parent, rel) : this.lookupChild(parent, rel, seen)
+      const found = fromLower ? this.lowerChild(parent, rel) : this.lookupChild(parent, rel, seen, known)
       if (!found) throw fsError('ENOENT', 'lookup', rel)
       node = found
     }
-    const ts = this.statNode(node, seen.st)
+    const ts = this.statNode(node, node.upper ? seen.st : null)
     if (!ts.stable) return { ts, xattrFree: false }
     const fileLayer = node.type !== host.S_IFREG || this.hidden.has(rel) ? undefined : node.upper ? -1 : node.layer
-    if (node.upper) return { ts, xattrFree: host.listxattr(this.upperAbs(rel)).length === 0, fileLayer }
+    if (node.upper) {
+      const xattrFree = known && bits & STAT_NAMES_XATTRS_KNOWN ? (bits & STAT_NAMES_XATTR_FREE) !== 0
+        : host.listxattr(this.upperAbs(rel)).length === 0
+      return { ts, xattrFree, fileLayer }
+    }
     const entry = this.lower.lookup(rel)
     return { ts, xattrFree: entry !== null && this.lower.xattrFree(rel, entry), fileLayer }
+  }
+
+  /** listedAttrs of a listed lower entry (what statNode and listedAttrs give for its node). */
+  private listedLower(rel: string, entry: LowerEntry): ListedAttrs {
+    const layers = entry.dirLayers
+    const mergedDir = layers !== undefined && layers.length > 1 && (this.lower.dir(rel)?.layers.length ?? 0) > 1
+    const ts: TaggedStat = { st: this.lower.stat(rel, entry), tag: LOWER_TAG + entry.layer, mergedDir, stable: true }
+    const fileLayer = entry.dtype !== DT_REG || this.hidden.has(rel) ? undefined : entry.layer
+    return { ts, xattrFree: this.lower.xattrFree(rel, entry), fileLayer }
   }
 
   readlink(rel: string): string {
     const node = this.resolve(rel)
     if (node.type !== host.S_IFLNK) throw fsError('EINVAL', 'readlink', rel)
     return host.readlink(this.visibleAbs(node))
+  }
+
+  /**
+   * Stats every entry of `listed` (the listing of `rel` just made) at once, for a listing with
+   * attributes: the lower ones into LowerTree's cache, the upper ones into what this returns, for
+   * listedAttrs to use instead of an lstat and llistxattr each.
+   */
+  statListed(rel: string, listed: Listed): ListedStats {
+    const dir = this.resolve(rel)
+    const lowerDir = dir.merged ? this.lower.dir(rel) : null
+    if (lowerDir) this.lower.statAll(rel)
+    const slotOf = new Int32Array(listed.names.length).fill(-1)
+    const names: string[] = []
+    if (dir.upper) {
+      for (let i = 0; i < listed.names.length; i++) {
+        if (listed.tags[i] !== UPPER_TAG) continue
+        slotOf[i] = names.length
+        names.push(listed.names[i]!)
+      }
+    }
+    const pre = { dir, lowerDir, names: listed.names, slotOf, stats: new Float64Array(names.length * 16), state: new Uint8Array(names.length) }
+    if (names.length > 0) native.statNames(this.upperAbs(rel), names, Uint32Array.from(names.keys()), pre.stats, pre.state, true)
+    return pre
   }
 
   /** The merged listing of a directory: names and d_types, each name once, whiteouts applied. */
