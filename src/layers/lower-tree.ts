@@ -16,7 +16,7 @@
 import { LRUCache } from 'lru-cache'
 import { aufsWhitedOut, DT_CHR, isOpaqueValue, isWhiteout, OPAQUE_XATTR, WH_OPAQUE, WH_PREFIX } from './whiteout'
 import * as host from '../sys/hostfs'
-import { native, STAT_NAMES_STATTED, STAT_NAMES_XATTRS_KNOWN, STAT_NAMES_XATTR_FREE } from '../native'
+import { dirListOf, native, STAT_NAMES_STATTED, STAT_NAMES_XATTRS_KNOWN, STAT_NAMES_XATTR_FREE, type DirList, type RawDirList } from '../native'
 import { FsError } from '../sys/errors'
 import { absIn, baseOf, parentOf } from '../sys/rel'
 
@@ -66,6 +66,9 @@ const STATTED_WITH_XATTRS = STATTED | XATTRS_KNOWN
  */
 const dirBytes = (d: LowerDir): number => 256 + d.entries.size * (128 + STAT_SLOTS * 8)
 
+/** Entries of layers' directories read ahead (offerRead) kept until their directory is built, at most. */
+const MAX_READ_ENTRIES = 65_536
+
 /** Default bound on the cached directories, in approximate bytes (dirBytes). */
 export const LOWER_CACHE_BYTES = 32 * 2 ** 20
 
@@ -78,6 +81,11 @@ export class LowerTree {
   private readonly dirs: LRUCache<string, LowerDir>
   private readonly rootDir: LowerDir
   private rootStat: Float64Array | null = null
+  /** layers' directories read ahead off the JS thread, by host path, oldest first (offerRead) */
+  private readonly read = new Map<string, RawDirList>()
+  private readEntries = 0
+  /** directories built from what was read ahead */
+  readUsed = 0
 
   constructor(roots: string[], opts: { maxBytes?: number } = {}) {
     this.roots = roots
@@ -161,6 +169,32 @@ export class LowerTree {
     return free
   }
 
+  /**
+   * A layer's directory `abs`, as read ahead off the JS thread (src/layers/read-ahead.ts): the
+   * directory's build takes it instead of reading the directory again (layers never change, so it
+   * cannot be stale). Kept until then, within MAX_READ_ENTRIES, the oldest dropped first.
+   */
+  offerRead(abs: string, list: RawDirList): void {
+    if (this.read.has(abs) || list.types.length > MAX_READ_ENTRIES) return
+    this.read.set(abs, list)
+    this.readEntries += list.types.length
+    for (const [oldest, l] of this.read) {
+      if (this.readEntries <= MAX_READ_ENTRIES) break
+      this.read.delete(oldest)
+      this.readEntries -= l.types.length
+    }
+  }
+
+  /** The directory `abs` of a layer: as read ahead if it was, else read now. */
+  private readLayerDir(abs: string): DirList {
+    const ahead = this.read.get(abs)
+    if (!ahead) return host.readdir(abs)
+    this.read.delete(abs)
+    this.readEntries -= ahead.types.length
+    this.readUsed++
+    return dirListOf(ahead)
+  }
+
   /** Approximate bytes of cached directories (the root's excluded: it stays). */
   get cachedBytes(): number {
     return this.dirs.calculatedSize
@@ -169,6 +203,8 @@ export class LowerTree {
   /** Drops every cached directory but the root (idle memory trim). */
   trim(): void {
     this.dirs.clear()
+    this.read.clear()
+    this.readEntries = 0
     this.rootDir.stats = null
     this.rootDir.state.fill(0)
   }
@@ -188,7 +224,7 @@ export class LowerTree {
     for (let i = 0; i < layers.length; i++) {
       const layer = layers[i]!
       const dirAbs = this.abs(layer, rel)
-      const list = host.readdir(dirAbs)
+      const list = this.readLayerDir(dirAbs)
       contributing.push(layer)
       const whiteouts: string[] = []
       let opaque = false

@@ -9,8 +9,9 @@
  * a worker thread (native.warmDirs), which reads them and stats their subdirectories (every entry
  * when the walker's listings are full ones, src/fuse/lean-listings.ts) for the host's caches only;
  * the listing made when the walker gets there finds its blocks and inodes in memory, and those
- * told (onReady: src/fuse/list-ahead.ts) may build it first. Lower layers never change, so
- * nothing read ahead goes stale, and nothing is kept here.
+ * told (onReady: src/fuse/list-ahead.ts) may build it first; what the worker thread read is
+ * handed to LowerTree (offerRead), which builds the listing from it instead of reading the
+ * directory again on the JS thread. Lower layers never change, so nothing read ahead goes stale.
  *
  * Walkers go depth first, so the newest listing's subdirectories come first (a stack), the first
  * of them on top. The stack and the jobs in flight are bounded; what does not fit is dropped,
@@ -18,7 +19,7 @@
  */
 import { LRUCache } from 'lru-cache'
 import { LowerTree } from './lower-tree'
-import { native } from '../native'
+import { native, type RawDirList } from '../native'
 
 /** directories waiting to be read ahead, at most (their layers' directories counted once) */
 export const MAX_WAITING = 1024
@@ -34,7 +35,7 @@ interface Waiting {
   statAll: boolean
 }
 
-export type WarmFn = (paths: string[], statAll: boolean, done: (statted: number, us: number) => void) => void
+export type WarmFn = (paths: string[], statAll: boolean, done: (statted: number, us: number, lists: Array<RawDirList | null> | null) => void) => void
 
 export interface ReadAheadCounts {
   /** directories read ahead, those with every entry statted, the entries statted, and the worker thread's time for it */
@@ -44,6 +45,8 @@ export interface ReadAheadCounts {
   ms: number
   /** directories dropped from a full stack */
   dropped: number
+  /** layers' directories whose listing was built from what the worker thread read (LowerTree.offerRead) */
+  used: number
   /** directories waiting or being read */
   pending: number
 }
@@ -54,7 +57,7 @@ export class ReadAhead {
   /** directories whose subdirectories were read ahead already */
   private readonly done = new LRUCache<string, true>({ max: MAX_WAITING * 4 })
   private jobs = 0
-  private readonly totals: Omit<ReadAheadCounts, 'pending'> = { dirs: 0, allEntries: 0, statted: 0, ms: 0, dropped: 0 }
+  private readonly totals: Omit<ReadAheadCounts, 'pending' | 'used'> = { dirs: 0, allEntries: 0, statted: 0, ms: 0, dropped: 0 }
   private reading = 0
 
   constructor(private readonly lower: LowerTree, private readonly warm: WarmFn = native.warmDirs) {}
@@ -70,7 +73,7 @@ export class ReadAhead {
   }
 
   get counts(): ReadAheadCounts {
-    return { ...this.totals, ms: Math.round(this.totals.ms), pending: this.waiting.length + this.reading }
+    return { ...this.totals, ms: Math.round(this.totals.ms), pending: this.waiting.length + this.reading, used: this.lower.readUsed }
   }
 
   /**
@@ -111,7 +114,10 @@ export class ReadAhead {
       const statAll = batch.some((w) => w.statAll)
       this.jobs++
       this.reading += batch.length
-      this.warm(batch.flatMap((w) => w.abs), statAll, (statted, us) => {
+      const paths = batch.flatMap((w) => w.abs)
+      this.warm(paths, statAll, (statted, us, lists) => {
+        // what the worker thread read, for the listings to come: not read again
+        for (let i = 0; lists && i < paths.length; i++) if (lists[i]) this.lower.offerRead(paths[i]!, lists[i]!)
         this.jobs--
         this.reading -= batch.length
         this.totals.dirs += batch.length

@@ -14,6 +14,17 @@ export interface DirList {
   inos: Float64Array
 }
 
+/** A directory as the addon reads it: names NUL-separated in one string (see dirListOf). */
+export interface RawDirList {
+  joined: string
+  types: Uint8Array
+  inos: Float64Array
+}
+
+/** The DirList of a RawDirList (one string per name, split here: cheaper than made one by one in C). */
+export const dirListOf = (r: RawDirList): DirList =>
+  ({ names: r.types.length === 0 ? [] : r.joined.split('\0'), types: r.types, inos: r.inos })
+
 export interface Native {
   lstat(path: string, out: Float64Array): number
   fstat(fd: number, out: Float64Array): number
@@ -46,10 +57,11 @@ export interface Native {
   copyData(srcFd: number, dstFd: number, fsync: boolean, cb: (err: number, bytes: number) => void): void
   /**
    * reads each directory (and lstats its subdirectories, or every entry with statAll) off the JS
-   * thread, for the host's caches only; calls back with how many entries it statted, and how
-   * many microseconds it took
+   * thread, for the host's caches; calls back with how many entries it statted, how many
+   * microseconds it took, and what each directory held (lists[i] for paths[i]: null when not
+   * read to its end, or bigger than 4,096 entries; dirListOf makes it a DirList)
    */
-  warmDirs(paths: string[], statAll: boolean, cb: (statted: number, us: number) => void): void
+  warmDirs(paths: string[], statAll: boolean, cb: (statted: number, us: number, lists: Array<RawDirList | null> | null) => void): void
   /**
    * lstats `dir`/names[i] into stats[slots[i] * 16 ..] and, with `xattrs`, asks whether it has any
    * xattrs, setting state[slots[i]]'s bits (STAT_NAMES_*); entries whose bits are already set are
@@ -71,7 +83,17 @@ export interface Native {
 // dist/src/native/index.js and src/native/index.ts both sit two levels below the repo root.
 const root = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../..' : '../..')
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-export const native: Native = require(path.join(root, 'src/native/build/Release/strata_sys.node'))
+const addon = require(path.join(root, 'src/native/build/Release/strata_sys.node')) as Omit<Native, 'readdir'> & {
+  readdir(path: string, whiteouts?: boolean): RawDirList | number
+}
+
+export const native: Native = {
+  ...addon,
+  readdir(path: string, whiteouts?: boolean): DirList | number {
+    const r = addon.readdir(path, whiteouts)
+    return typeof r === 'number' ? r : dirListOf(r)
+  },
+}
 
 /** Indices into the Float64Array(16) that lstat/fstat fill. */
 export const ST = {

@@ -9,12 +9,12 @@
 import * as fs from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import t from 'tap'
-import { native } from '../../src/native'
+import { dirListOf, native, type DirList, type RawDirList } from '../../src/native'
 import { mountUnion, strataBin, strataStats } from '../helpers/mounts'
 import { tempDir } from '../helpers/tmp'
 import { lowersUnchanged, makeDirs, observe, waitFor } from './util'
 
-interface Counts { dirs: number, allEntries: number, statted: number, pending: number }
+interface Counts { dirs: number, allEntries: number, statted: number, pending: number, used: number }
 interface Stats { readAhead?: Counts, listAhead?: { built: number, served: number } }
 
 const warm = (paths: string[], statAll: boolean): Promise<number> =>
@@ -33,6 +33,30 @@ t.test('warmDirs stats subdirectories (or every entry), follows no symlink, skip
   t.equal(await warm([d], true), 6, 'with statAll: every entry, the symlink itself included')
   t.equal(await warm([`${d}/link`, `${root}/missing`], true), 0, 'a symlink to a directory is not read through, a missing path is skipped')
   t.equal(await warm([d, `${root}/elsewhere`], false), 7, 'several directories in one job')
+})
+
+t.test('warmDirs gives back what each directory held: as readdir lists it, or null', async (t) => {
+  const root = tempDir(t)
+  const d = `${root}/d`
+  fs.mkdirSync(`${d}/sub`, { recursive: true })
+  for (const f of ['f1', 'f2', '\xe9t\xe9']) fs.writeFileSync(`${d}/${f}`, f)
+  fs.symlinkSync('/etc', `${d}/link`)
+  fs.mkdirSync(`${root}/empty`)
+  fs.mkdirSync(`${root}/huge`)
+  for (let i = 0; i < 4100; i++) fs.writeFileSync(`${root}/huge/h${i}`, '')
+  fs.symlinkSync(d, `${root}/dlink`)
+  const paths = [d, `${root}/missing`, `${root}/empty`, `${root}/huge`, `${root}/dlink`]
+  const lists = await new Promise<Array<RawDirList | null> | null>((resolve) => native.warmDirs(paths, false, (_s, _us, l) => resolve(l)))
+  t.equal(lists?.length, paths.length, 'one per path asked for')
+  const want = native.readdir(d) as DirList
+  const got = dirListOf(lists![0]!)
+  const byName = (l: DirList): Array<[string, number, number]> => l.names.map((n, i): [string, number, number] => [n, l.types[i]!, l.inos[i]!]).sort()
+  t.same(byName(got), byName(want), 'the directory: its names (raw bytes kept), d_types and d_inos, as readdir gives them')
+  t.equal(got.names.length, 5)
+  t.equal(lists![1], null, 'a missing directory: null')
+  t.same(dirListOf(lists![2]!).names, [], 'an empty directory: no names, but read')
+  t.equal(lists![3], null, 'a directory over 4,096 entries: null, left to its own listing')
+  t.equal(lists![4], null, 'a symlink to a directory: not read through')
 })
 
 t.test('a walk reads ahead, a single listing does not, and what both see is what kernel overlayfs shows', async (t) => {
@@ -57,7 +81,7 @@ t.test('a walk reads ahead, a single listing does not, and what both see is what
     lowersUnchanged(t, d.lowers)
     const m = await mountUnion(t, target, d)
     const counts = (): Counts & { served: number } => {
-      if (target !== 'stratafs') return { dirs: 0, allEntries: 0, statted: 0, pending: 0, served: 0 }
+      if (target !== 'stratafs') return { dirs: 0, allEntries: 0, statted: 0, pending: 0, used: 0, served: 0 }
       const s = strataStats<Stats>(m.mnt)
       return { ...s.readAhead!, served: s.listAhead!.served }
     }
@@ -84,6 +108,7 @@ t.test('a walk reads ahead, a single listing does not, and what both see is what
     t.equal(c1.dirs - c0.dirs, 0, 'ls -l of one directory reads nothing ahead')
     t.ok(c2.dirs - c1.dirs >= 4, `find read subdirectories ahead (${c2.dirs - c1.dirs})`)
     t.ok(c2.served - c1.served >= 1, `and was served listings built ahead (${c2.served - c1.served})`)
+    t.ok(c2.used - c1.used >= 4, `built from the directories the worker thread read, not read again (${c2.used - c1.used})`)
     t.equal(c2.allEntries - c1.allEntries, 0, 'and statted only their subdirectories: its listings are lean')
     // its listings are full once it has looked up entries of a lean one (its second)
     t.ok(c3.allEntries - c2.allEntries >= 2, `ls -lR had every entry of directories statted ahead (${c3.allEntries - c2.allEntries} directories, ${c3.statted - c2.statted} entries)`)
