@@ -243,13 +243,73 @@ static unsigned char resolved_dtype(int dirfd, const char *name, unsigned char d
   return IFTODT(st.st_mode);
 }
 
-// readdir(path, whiteouts) -> { joined: string, types: Uint8Array (d_type), inos: Float64Array (d_ino) } | -errno.
-// Skips "." and "..". The names come as one latin1 string, NUL-separated (no name holds a NUL),
-// which src/native/index.ts splits: one string made here instead of one per name and an element
-// set each (~0.35 µs an entry, a third of a 100-entry directory's read). With `whiteouts`,
-// character devices (and DT_UNKNOWN entries) are lstatted here and a whiteout is typed DT_WHT: an
-// upper directory full of whiteouts (rm -rf of a lower tree) is listed without an lstat crossing
-// from JS per entry.
+// ---- a directory as read: what readdir and warmDirs hand to JS ----------------------------------
+// Names NUL-separated in one latin1 string (no name holds a NUL), which src/native/index.ts splits:
+// one string made here instead of one per name and an element set each (~0.35 µs an entry, a
+// third of a 100-entry directory's read); d_types and d_inos beside them.
+typedef struct {
+  char *joined;
+  size_t jlen, jcap, n, cap;
+  unsigned char *types;
+  double *inos;
+} dir_list_t;
+
+static void dir_list_free(dir_list_t *l) {
+  free(l->joined);
+  free(l->types);
+  free(l->inos);
+  memset(l, 0, sizeof(*l));
+}
+
+// Adds one entry to `l`; false (and `l` freed) when out of memory.
+static bool dir_list_add(dir_list_t *l, const char *name, unsigned char type, uint64_t ino) {
+  size_t len = strlen(name);
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 64;
+    unsigned char *t = realloc(l->types, cap);
+    if (t) l->types = t;
+    double *i = realloc(l->inos, cap * sizeof(double));
+    if (i) l->inos = i;
+    if (!t || !i) { dir_list_free(l); return false; }
+    l->cap = cap;
+  }
+  if (l->jlen + len + 1 > l->jcap) {
+    size_t jcap = (l->jlen + len + 1) * 2;
+    char *j = realloc(l->joined, jcap);
+    if (!j) { dir_list_free(l); return false; }
+    l->joined = j;
+    l->jcap = jcap;
+  }
+  if (l->n) l->joined[l->jlen++] = 0;
+  memcpy(l->joined + l->jlen, name, len);
+  l->jlen += len;
+  l->types[l->n] = type;
+  l->inos[l->n] = (double) ino; // exact below 2^53; folded to 48 bits by whoever packs it
+  l->n++;
+  return true;
+}
+
+// { joined, types: Uint8Array, inos: Float64Array } of `l` (an empty one included).
+static napi_value dir_list_value(napi_env env, const dir_list_t *l) {
+  void *tdata, *idata;
+  napi_value ab, tarr, iab, iarr, out;
+  napi_create_arraybuffer(env, l->n, &tdata, &ab);
+  if (l->n) memcpy(tdata, l->types, l->n);
+  napi_create_typedarray(env, napi_uint8_array, l->n, ab, 0, &tarr);
+  napi_create_arraybuffer(env, l->n * sizeof(double), &idata, &iab);
+  if (l->n) memcpy(idata, l->inos, l->n * sizeof(double));
+  napi_create_typedarray(env, napi_float64_array, l->n, iab, 0, &iarr);
+  napi_create_object(env, &out);
+  napi_set_named_property(env, out, "joined", latin1(env, l->joined ? l->joined : "", l->jlen));
+  napi_set_named_property(env, out, "types", tarr);
+  napi_set_named_property(env, out, "inos", iarr);
+  return out;
+}
+
+// readdir(path, whiteouts) -> { joined, types, inos } (a dir_list_t) | -errno. Skips "." and "..".
+// With `whiteouts`, character devices (and DT_UNKNOWN entries) are lstatted here and a whiteout is
+// typed DT_WHT: an upper directory full of whiteouts (rm -rf of a lower tree) is listed without an
+// lstat crossing from JS per entry.
 static napi_value n_readdir(napi_env env, napi_callback_info info) {
   ARGS(2);
   bool whiteouts = false;
@@ -260,11 +320,7 @@ static napi_value n_readdir(napi_env env, napi_callback_info info) {
   put_at_path(&path);
   DIR *dir = fdopendir(fd);
   if (!dir) { int e = errno; close(fd); return ret_int(env, -e); }
-  size_t cap = 64, n = 0, jcap = 4096, jlen = 0;
-  unsigned char *types = malloc(cap);
-  double *inos = malloc(cap * sizeof(double));
-  char *joined = malloc(jcap);
-  if (!types || !inos || !joined) { free(types); free(inos); free(joined); closedir(dir); return ret_int(env, -ENOMEM); }
+  dir_list_t l = { 0 };
   struct dirent *de;
   int e = 0;
   for (;;) {
@@ -273,46 +329,11 @@ static napi_value n_readdir(napi_env env, napi_callback_info info) {
     const char *nm = de->d_name;
     if (nm[0] == '.' && (nm[1] == 0 || (nm[1] == '.' && nm[2] == 0))) continue;
     unsigned char dtype = whiteouts ? resolved_dtype(fd, nm, de->d_type) : de->d_type;
-    if (n == cap) {
-      unsigned char *t = realloc(types, cap * 2);
-      if (t) types = t;
-      double *i = realloc(inos, cap * 2 * sizeof(double));
-      if (i) inos = i;
-      if (!t || !i) { e = ENOMEM; break; }
-      cap *= 2;
-    }
-    size_t len = strlen(nm);
-    if (jlen + len + 1 > jcap) {
-      char *j = realloc(joined, (jlen + len + 1) * 2);
-      if (!j) { e = ENOMEM; break; }
-      joined = j;
-      jcap = (jlen + len + 1) * 2;
-    }
-    if (n) joined[jlen++] = 0;
-    memcpy(joined + jlen, nm, len);
-    jlen += len;
-    types[n] = dtype;
-    inos[n] = (double) de->d_ino; // exact below 2^53; folded to 48 bits by whoever packs it
-    n++;
+    if (!dir_list_add(&l, nm, dtype, de->d_ino)) { e = ENOMEM; break; }
   }
   closedir(dir);
-  if (e) { free(types); free(inos); free(joined); return ret_int(env, -e); }
-  napi_value names = latin1(env, joined, jlen);
-  free(joined);
-  void *tdata, *idata;
-  napi_value ab, tarr, iab, iarr, out;
-  napi_create_arraybuffer(env, n, &tdata, &ab);
-  if (n) memcpy(tdata, types, n);
-  free(types);
-  napi_create_typedarray(env, napi_uint8_array, n, ab, 0, &tarr);
-  napi_create_arraybuffer(env, n * sizeof(double), &idata, &iab);
-  if (n) memcpy(idata, inos, n * sizeof(double));
-  free(inos);
-  napi_create_typedarray(env, napi_float64_array, n, iab, 0, &iarr);
-  napi_create_object(env, &out);
-  napi_set_named_property(env, out, "joined", names);
-  napi_set_named_property(env, out, "types", tarr);
-  napi_set_named_property(env, out, "inos", iarr);
+  napi_value out = e ? ret_int(env, -e) : dir_list_value(env, &l);
+  dir_list_free(&l);
   return out;
 }
 
@@ -691,18 +712,10 @@ static napi_value n_copy_data(napi_env env, napi_callback_info info) {
 
 #define WARM_MAX_ENTRIES 4096 // per directory: a huge one is left to its own listing
 
-// One directory as read: names NUL-separated (as n_readdir gives them), d_types, d_inos.
-typedef struct {
-  char *joined;
-  size_t jlen, n, cap, jcap;
-  unsigned char *types;
-  double *inos;
-} warm_list_t;
-
 typedef struct {
   char **paths;
   uint32_t *index;   // paths[i] is argument paths[index[i]]
-  warm_list_t *lists; // per path; joined NULL: not kept (unreadable, too big, out of memory)
+  dir_list_t *lists; // per path; joined NULL: not kept (unreadable, too big, out of memory)
   size_t n;
   uint32_t n_args;
   int stat_all;
@@ -711,41 +724,6 @@ typedef struct {
   napi_ref cb;
   napi_async_work work;
 } warm_job_t;
-
-static void warm_list_free(warm_list_t *l) {
-  free(l->joined);
-  free(l->types);
-  free(l->inos);
-  memset(l, 0, sizeof(*l));
-}
-
-// Adds one entry to `l`; false (and `l` freed) when out of memory.
-static bool warm_list_add(warm_list_t *l, const char *name, unsigned char type, uint64_t ino) {
-  size_t len = strlen(name);
-  if (l->n == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 64;
-    unsigned char *t = realloc(l->types, cap);
-    if (t) l->types = t;
-    double *i = realloc(l->inos, cap * sizeof(double));
-    if (i) l->inos = i;
-    if (!t || !i) { warm_list_free(l); return false; }
-    l->cap = cap;
-  }
-  if (l->jlen + len + 1 > l->jcap) {
-    size_t jcap = (l->jlen + len + 1) * 2;
-    char *j = realloc(l->joined, jcap);
-    if (!j) { warm_list_free(l); return false; }
-    l->joined = j;
-    l->jcap = jcap;
-  }
-  if (l->n) l->joined[l->jlen++] = 0;
-  memcpy(l->joined + l->jlen, name, len);
-  l->jlen += len;
-  l->types[l->n] = type;
-  l->inos[l->n] = (double) ino;
-  l->n++;
-  return true;
-}
 
 static void warm_execute(napi_env env, void *data) {
   (void) env;
@@ -756,7 +734,7 @@ static void warm_execute(napi_env env, void *data) {
   for (size_t i = 0; i < job->n; i++) {
     int fd = open(job->paths[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) continue;
-    warm_list_t *l = job->lists ? &job->lists[i] : NULL;
+    dir_list_t *l = job->lists ? &job->lists[i] : NULL;
     bool keep = l != NULL;
     size_t seen = 0;
     long got = -1;
@@ -766,7 +744,7 @@ static void warm_execute(napi_env env, void *data) {
         at += d->reclen;
         if (d->name[0] == '.' && (d->name[1] == 0 || (d->name[1] == '.' && d->name[2] == 0))) continue;
         seen++;
-        if (keep && !warm_list_add(l, d->name, d->type, d->ino)) keep = false;
+        if (keep && !dir_list_add(l, d->name, d->type, d->ino)) keep = false;
         struct stat st;
         if ((job->stat_all || d->type == DT_DIR || d->type == DT_UNKNOWN) && fstatat(fd, d->name, &st, AT_SYMLINK_NOFOLLOW) == 0) job->statted++;
       }
@@ -774,7 +752,7 @@ static void warm_execute(napi_env env, void *data) {
     // kept only when read to its end: a directory cut short (too big, an error) is read again by its listing
     if (keep && (seen >= WARM_MAX_ENTRIES || got != 0)) keep = false;
     if (keep && !l->joined && !(l->joined = malloc(1))) keep = false; // an empty directory is kept too
-    if (!keep && l) warm_list_free(l);
+    if (!keep && l) dir_list_free(l);
     close(fd);
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -788,20 +766,8 @@ static napi_value warm_lists(napi_env env, warm_job_t *job) {
   napi_get_null(env, &nul);
   for (uint32_t k = 0; k < job->n_args; k++) napi_set_element(env, out, k, nul);
   for (size_t i = 0; job->lists && i < job->n; i++) {
-    warm_list_t *l = &job->lists[i];
-    if (!l->joined) continue;
-    void *tdata, *idata;
-    napi_value ab, tarr, iab, iarr, o;
-    napi_create_arraybuffer(env, l->n, &tdata, &ab);
-    if (l->n) memcpy(tdata, l->types, l->n);
-    napi_create_typedarray(env, napi_uint8_array, l->n, ab, 0, &tarr);
-    napi_create_arraybuffer(env, l->n * sizeof(double), &idata, &iab);
-    if (l->n) memcpy(idata, l->inos, l->n * sizeof(double));
-    napi_create_typedarray(env, napi_float64_array, l->n, iab, 0, &iarr);
-    napi_create_object(env, &o);
-    napi_set_named_property(env, o, "joined", latin1(env, l->joined, l->jlen));
-    napi_set_named_property(env, o, "types", tarr);
-    napi_set_named_property(env, o, "inos", iarr);
+    if (!job->lists[i].joined) continue;
+    napi_value o = dir_list_value(env, &job->lists[i]);
     napi_set_element(env, out, job->index[i], o);
   }
   return out;
@@ -816,7 +782,7 @@ static void warm_complete(napi_env env, napi_status status, void *data) {
   job_done(env, job->cb, job->work, 3, argv);
   for (size_t i = 0; i < job->n; i++) {
     free(job->paths[i]);
-    if (job->lists) warm_list_free(&job->lists[i]);
+    if (job->lists) dir_list_free(&job->lists[i]);
   }
   free(job->paths);
   free(job->index);
@@ -832,7 +798,7 @@ static napi_value n_warm_dirs(napi_env env, napi_callback_info info) {
   if (job) {
     job->paths = calloc(n ? n : 1, sizeof(char *));
     job->index = calloc(n ? n : 1, sizeof(uint32_t));
-    job->lists = calloc(n ? n : 1, sizeof(warm_list_t)); // NULL: read ahead, nothing kept
+    job->lists = calloc(n ? n : 1, sizeof(dir_list_t)); // NULL: read ahead, nothing kept
   }
   if (!job || !job->paths || !job->index) { // out of memory: nothing read ahead, the caller told so at once
     if (job) { free(job->paths); free(job->index); free(job->lists); }
@@ -954,11 +920,13 @@ static napi_value n_stat_names(napi_env env, napi_callback_info info) {
   bool whole = path.dirfd == AT_FDCWD;
   // names as C strings, in one block: N-API is for this thread only
   char **names = calloc(n ? n : 1, sizeof(char *));
-  char *block = NULL;
+  size_t *offsets = calloc(n ? n : 1, sizeof(size_t)); // into the block, which may move while it grows
   size_t used = 0, cap = (size_t) n * 16 + 64;
-  if (names) block = malloc(cap);
-  if (!names || !block) { free(names); free(block); close(dirfd); put_at_path(&path); return ret_int(env, -ENOMEM); }
-  size_t *offsets = (size_t *) names; // offsets first (the block may move while it grows), pointers after
+  char *block = malloc(cap);
+  if (!names || !offsets || !block) {
+    free(names); free(offsets); free(block); close(dirfd); put_at_path(&path);
+    return ret_int(env, -ENOMEM);
+  }
   for (uint32_t i = 0; i < n; i++) {
     napi_value v;
     size_t len;
@@ -979,6 +947,7 @@ static napi_value n_stat_names(napi_env env, napi_callback_info info) {
     used += len + 1;
   }
   for (uint32_t i = 0; i < n; i++) names[i] = offsets[i] == SIZE_MAX ? NULL : block + offsets[i];
+  free(offsets);
   stat_names_t jobs[2];
   for (int k = 0; k < 2; k++) {
     jobs[k] = (stat_names_t) { .dirfd = dirfd, .dir = whole ? path.rel : NULL, .dir_len = whole ? strlen(path.rel) : 0,
