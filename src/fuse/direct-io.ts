@@ -114,6 +114,20 @@ export function passthroughStats(): { opens: number, backingFiles: number, refus
   return { opens, backingFiles, refused }
 }
 
+type KillPrivBinding = { fuse_native_strata_killpriv_counters(): [number, number, number] }
+const killPriv = binding as unknown as KillPrivBinding
+
+/**
+ * Set-id bits dropped by the daemon (FUSE_HANDLE_KILLPRIV_V2, the binding's strata_killpriv.h):
+ * whether the kernel granted it, the files whose bits were dropped (by the binding, and `byJs`
+ * by JS), and the `security.capability` lookups the kernel sent (with it, about one per file
+ * written rather than one per write).
+ */
+export function killPrivStats(byJs: number): { granted: boolean, cleared: number, capabilityLookups: number } {
+  const [granted, cleared, capabilityLookups] = killPriv.fuse_native_strata_killpriv_counters()
+  return { granted: granted === 1, cleared: cleared + byJs, capabilityLookups }
+}
+
 /** Files the binding holds open for reading itself (not in the daemon's handle table). */
 export function bindingOpenFiles(): number {
   return ropen.fuse_native_strata_ropen_counters()[3]

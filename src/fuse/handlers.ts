@@ -8,12 +8,13 @@
  */
 import * as fs from 'node:fs'
 import { FsError } from '../sys/errors'
+import * as host from '../sys/hostfs'
 import type { Logger } from '../sys/log'
 import { joinRel, parentOf, relFromFuse } from '../sys/rel'
 import { isLowerTag, type Caller, type Listed, type ListedStats, type TaggedStat } from '../union/union-fs'
 import type { Router } from '../union/router'
 import { binding, opcode, signalFn as bindingSignal } from './binding'
-import { bindingFds, bindingHandles, bindingIoStats, setBindingLayers } from './direct-io'
+import { bindingFds, bindingHandles, bindingIoStats, killPrivStats, setBindingLayers } from './direct-io'
 import { enableBindingUnlinks, takeBindingUnlinks } from './binding-unlinks'
 import { toNegErrno } from './errno'
 import { layerCode, packLean, packStat, packStatfs, packTypeOnly, STAT_LAYER_SHIFT, STAT_NO_XATTRS, STAT_SLOTS } from './stat-pack'
@@ -33,11 +34,12 @@ const NO_STATS = new Uint32Array(0)
 const UID_AT = binding.offsetof_fuse_thread_locals_t_caller_uid
 const GID_AT = binding.offsetof_fuse_thread_locals_t_caller_gid
 const PID_AT = binding.offsetof_fuse_thread_locals_t_caller_pid
+const DROP_SET_ID_AT = binding.offsetof_fuse_thread_locals_t_caller_kill_suidgid
 const CHANGED_AT = binding.offsetof_fuse_thread_locals_t_strata_changed
 const XATTR_STABLE_AT = binding.offsetof_fuse_thread_locals_t_strata_xattr_stable
 
 function callerOf(l: Buffer): Caller {
-  return { uid: l.readUInt32LE(UID_AT), gid: l.readUInt32LE(GID_AT), pid: l.readUInt32LE(PID_AT) }
+  return { uid: l.readUInt32LE(UID_AT), gid: l.readUInt32LE(GID_AT), pid: l.readUInt32LE(PID_AT), dropSetId: l.readUInt32LE(DROP_SET_ID_AT) !== 0 }
 }
 
 function pathArg(p: string | null): string {
@@ -75,6 +77,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   fsys.handles.external = bindingHandles
   setBindingLayers(fsys.union.upperRoot, fsys.union.lower.roots)
   stats.addSource('binding', bindingIoStats)
+  stats.addSection('killPriv', () => killPrivStats(stats.setIdDrops))
   const whiteouts = fsys.union.whiteoutTarget
   if (whiteouts) enableBindingUnlinks(whiteouts.upper, whiteouts.sharedWhiteout, fsys.volumes.map((v) => `/${v.spec.rel}`))
   const trace = log.isLevelEnabled('trace')
@@ -441,6 +444,15 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
         return
       }
       const fd = fsys.handles.begin(h)
+      if (name === 'write' && callerOf(l).dropSetId) {
+        try {
+          if (host.dropSetIdBits(fd)) stats.setIdDrops++
+        } catch (err) {
+          fsys.handles.end(h)
+          signal(l, fail(name, err, start), 0, buf.buffer)
+          return
+        }
+      }
       move(fd, buf, 0, len, lo + hi * TWO32, (err, n) => {
         fsys.handles.end(h)
         signal(l, err ? fail(name, err, start) : (stats.record(name, start, null), n), 0, buf.buffer)
@@ -461,11 +473,16 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   })
 
   const afterOpOf = (_p: string | null, fh: number): Array<Uint32Array | undefined> => [afterOp(() => ({ ts: fsys.fstat(fh), rel: fsys.handle(fh).rel }), false)]
-  changing('ftruncate', afterOpOf, (_c, _p: string | null, fh: number, lo: number, hi: number) => {
+  changing('ftruncate', afterOpOf, (caller, _p: string | null, fh: number, lo: number, hi: number) => {
     const h = fsys.handle(fh)
     if (!h.writable && !h.upper) throw new FsError('EBADF', 'ftruncate of a read-only handle')
     const fd = fsys.handles.begin(h)
     return new Promise<void>((resolve, reject) => fs.ftruncate(fd, lo + hi * TWO32, (err) => {
+      try {
+        if (!err && caller.dropSetId && host.dropSetIdBits(fd)) stats.setIdDrops++
+      } catch (e) {
+        err = e as NodeJS.ErrnoException
+      }
       fsys.handles.end(h)
       err ? reject(err) : resolve()
     }))
@@ -475,7 +492,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   const firstNew = (p: string | null): Array<Uint32Array | undefined> => [afterOpAt(p, true), parentAfter(p)]
   const secondNew = (_p: string | null, dest: string | null): Array<Uint32Array | undefined> => [afterOpAt(dest, true), parentAfter(dest)]
   const gone = (p: string | null): Array<Uint32Array | undefined> => [parentAfter(p)]
-  changing('truncate', first, (_c, p: string | null, lo: number, hi: number) => fsys.truncate(pathArg(p), lo + hi * TWO32))
+  changing('truncate', first, (caller, p: string | null, lo: number, hi: number) => fsys.truncate(pathArg(p), lo + hi * TWO32, caller.dropSetId))
   changing('utimens', first, (_c, p: string | null, aLo: number, aHi: number, aNs: number, mLo: number, mHi: number, mNs: number) =>
     fsys.utimens(pathArg(p), aLo + aHi * TWO32, aNs, mLo + mHi * TWO32, mNs))
   changing('chmod', first, (_c, p: string | null, mode: number) => fsys.chmod(pathArg(p), mode))

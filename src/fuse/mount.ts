@@ -42,6 +42,13 @@ import type { HandlerTable } from './handlers'
 const FUSE_POSIX_ACL = 1 << 20
 const FUSE_CACHE_SYMLINKS = 1 << 23
 const FUSE_DO_READDIRPLUS = 1 << 13
+/**
+ * The daemon drops set-id bits on write and truncate (the binding's strata_killpriv.h), so the
+ * kernel stops asking for security.capability before every write. Not with data volumes: their
+ * files may get set-id bits from outside the mount, which the kernel would not see while it
+ * trusts an inode's earlier check (S_NOSEC).
+ */
+const FUSE_HANDLE_KILLPRIV_V2 = 1 << 28
 
 /** How long the kernel may cache the attributes of a `stable` entry, in ms (as entry_timeout). */
 export const ATTR_CACHE_MS = 60_000
@@ -159,7 +166,7 @@ export function mountFuse(mnt: string, table: (onInit: () => void) => HandlerTab
     keep.add(b)
     return b
   }
-  binding.fuse_native_strata_init_flags(FUSE_POSIX_ACL | FUSE_DO_READDIRPLUS | (opts.hasVolumes ? 0 : FUSE_CACHE_SYMLINKS))
+  binding.fuse_native_strata_init_flags(FUSE_POSIX_ACL | FUSE_DO_READDIRPLUS | (opts.hasVolumes ? 0 : FUSE_CACHE_SYMLINKS | FUSE_HANDLE_KILLPRIV_V2))
   binding.fuse_native_strata_new_dir_negatives(negativeTimeoutSec(opts) * 1000)
   binding.fuse_native_strata_keep_listings(opts.hasVolumes ? 0 : 1)
   binding.fuse_native_strata_passthrough(opts.passthrough ? 1 : 0)

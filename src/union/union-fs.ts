@@ -62,6 +62,8 @@ export interface Caller {
   uid: number
   gid: number
   pid: number
+  /** the kernel asked this write or truncate to drop set-id bits (host.dropSetIdBits) */
+  dropSetId?: boolean
 }
 
 export interface UnionOptions {
@@ -902,12 +904,14 @@ export class UnionFs {
     host.utimens((await this.changeableAbs(rel)).abs, aSec, aNsec, mSec, mNsec)
   }
 
-  async truncate(rel: string, size: number): Promise<void> {
+  /** `dropSetId`: and its set-id bits (Caller.dropSetId). */
+  async truncate(rel: string, size: number, dropSetId = false): Promise<void> {
     const { abs, type } = await this.changeableAbs(rel, size > 0)
     if (type === host.S_IFDIR) throw fsError('EISDIR', 'truncate', rel)
     const fd = host.open(abs, O_WRONLY | O_NOFOLLOW)
     try {
       fs.ftruncateSync(fd, size)
+      if (dropSetId && host.dropSetIdBits(fd)) this.stats.setIdDrops++
     } finally {
       fs.closeSync(fd)
     }
