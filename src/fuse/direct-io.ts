@@ -14,6 +14,7 @@ import type { AdoptedHandle, FdMirror, Handle, HandleSource } from '../union/han
 import { isLibfuseHidden } from '../union/hidden-names'
 import { VOLUME_TAG } from '../union/router'
 import { UPPER_TAG } from '../union/union-fs'
+import { FsError } from '../sys/errors'
 import { relFromFuse } from '../sys/rel'
 import { OpStats } from '../union/stats'
 import { binding } from './binding'
@@ -114,18 +115,31 @@ export function passthroughStats(): { opens: number, backingFiles: number, refus
   return { opens, backingFiles, refused }
 }
 
-type KillPrivBinding = { fuse_native_strata_killpriv_counters(): [number, number, number] }
+type KillPrivBinding = {
+  fuse_native_strata_killpriv_counters(): [number, number, number]
+  fuse_native_strata_killpriv_fd(fd: number, pid: number): number
+}
 const killPriv = binding as unknown as KillPrivBinding
 
 /**
  * Set-id bits dropped by the daemon (FUSE_HANDLE_KILLPRIV_V2, the binding's strata_killpriv.h):
- * whether the kernel granted it, the files whose bits were dropped (by the binding, and `byJs`
- * by JS), and the `security.capability` lookups the kernel sent (with it, about one per file
- * written rather than one per write).
+ * whether the kernel granted it, the files whose bits were dropped, and the `security.capability`
+ * lookups the kernel sent (with it, about one per file written rather than one per write).
  */
-export function killPrivStats(byJs: number): { granted: boolean, cleared: number, capabilityLookups: number } {
+export function killPrivStats(): { granted: boolean, cleared: number, capabilityLookups: number } {
   const [granted, cleared, capabilityLookups] = killPriv.fuse_native_strata_killpriv_counters()
-  return { granted: granted === 1, cleared: cleared + byJs, capabilityLookups }
+  return { granted: granted === 1, cleared, capabilityLookups }
+}
+
+/**
+ * Drops from the regular file open as fd the set-id bits a write or truncate by thread pid owes
+ * when the kernel leaves that to the daemon (Caller.dropSetId): the binding's rule, which reads
+ * the caller's groups when setgid without group execute is set. Done on the fd, so it is the file
+ * that was changed, whatever its name is now.
+ */
+export function dropSetIdBits(fd: number, pid: number): void {
+  const res = killPriv.fuse_native_strata_killpriv_fd(fd, pid)
+  if (res < 0) throw FsError.fromErrno(res, 'fchmod', `fd ${fd}`)
 }
 
 /** Files the binding holds open for reading itself (not in the daemon's handle table). */

@@ -8,13 +8,12 @@
  */
 import * as fs from 'node:fs'
 import { FsError } from '../sys/errors'
-import * as host from '../sys/hostfs'
 import type { Logger } from '../sys/log'
 import { joinRel, parentOf, relFromFuse } from '../sys/rel'
 import { isLowerTag, type Caller, type Listed, type ListedStats, type TaggedStat } from '../union/union-fs'
 import type { Router } from '../union/router'
 import { binding, opcode, signalFn as bindingSignal } from './binding'
-import { bindingFds, bindingHandles, bindingIoStats, killPrivStats, setBindingLayers } from './direct-io'
+import { bindingFds, bindingHandles, bindingIoStats, dropSetIdBits, killPrivStats, setBindingLayers } from './direct-io'
 import { enableBindingUnlinks, takeBindingUnlinks } from './binding-unlinks'
 import { toNegErrno } from './errno'
 import { layerCode, packLean, packStat, packStatfs, packTypeOnly, STAT_LAYER_SHIFT, STAT_NO_XATTRS, STAT_SLOTS } from './stat-pack'
@@ -77,7 +76,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   fsys.handles.external = bindingHandles
   setBindingLayers(fsys.union.upperRoot, fsys.union.lower.roots)
   stats.addSource('binding', bindingIoStats)
-  stats.addSection('killPriv', () => killPrivStats(stats.setIdDrops))
+  stats.addSection('killPriv', killPrivStats)
   const whiteouts = fsys.union.whiteoutTarget
   if (whiteouts) enableBindingUnlinks(whiteouts.upper, whiteouts.sharedWhiteout, fsys.volumes.map((v) => `/${v.spec.rel}`))
   const trace = log.isLevelEnabled('trace')
@@ -446,7 +445,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
       const fd = fsys.handles.begin(h)
       if (name === 'write' && callerOf(l).dropSetId) {
         try {
-          if (host.dropSetIdBits(fd)) stats.setIdDrops++
+          dropSetIdBits(fd, callerOf(l).pid)
         } catch (err) {
           fsys.handles.end(h)
           signal(l, fail(name, err, start), 0, buf.buffer)
@@ -479,7 +478,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     const fd = fsys.handles.begin(h)
     return new Promise<void>((resolve, reject) => fs.ftruncate(fd, lo + hi * TWO32, (err) => {
       try {
-        if (!err && caller.dropSetId && host.dropSetIdBits(fd)) stats.setIdDrops++
+        if (!err && caller.dropSetId) dropSetIdBits(fd, caller.pid)
       } catch (e) {
         err = e as NodeJS.ErrnoException
       }
@@ -492,7 +491,8 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   const firstNew = (p: string | null): Array<Uint32Array | undefined> => [afterOpAt(p, true), parentAfter(p)]
   const secondNew = (_p: string | null, dest: string | null): Array<Uint32Array | undefined> => [afterOpAt(dest, true), parentAfter(dest)]
   const gone = (p: string | null): Array<Uint32Array | undefined> => [parentAfter(p)]
-  changing('truncate', first, (caller, p: string | null, lo: number, hi: number) => fsys.truncate(pathArg(p), lo + hi * TWO32, caller.dropSetId))
+  changing('truncate', first, (caller, p: string | null, lo: number, hi: number) =>
+    fsys.truncate(pathArg(p), lo + hi * TWO32, caller.dropSetId ? (fd) => dropSetIdBits(fd, caller.pid) : undefined))
   changing('utimens', first, (_c, p: string | null, aLo: number, aHi: number, aNs: number, mLo: number, mHi: number, mNs: number) =>
     fsys.utimens(pathArg(p), aLo + aHi * TWO32, aNs, mLo + mHi * TWO32, mNs))
   changing('chmod', first, (_c, p: string | null, mode: number) => fsys.chmod(pathArg(p), mode))

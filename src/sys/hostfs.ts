@@ -3,8 +3,7 @@
  * Nothing here follows a symlink in the last component; callers make sure the components before it
  * are real directories (src/layers/lower-tree.ts and src/union resolve one component at a time).
  */
-import * as fs from 'node:fs'
-import { native, newStatBuf, ST, type DirList } from '../native'
+import { native, newStatBuf, type DirList } from '../native'
 import { check, FsError } from './errors'
 
 export const S_IFMT = 0o170000
@@ -16,24 +15,6 @@ export const S_IFBLK = 0o060000
 export const S_IFIFO = 0o010000
 export const S_IFSOCK = 0o140000
 export const S_ISGID = 0o2000
-
-const S_ISUID = 0o4000
-const S_IXGRP = 0o010
-
-/**
- * Drops the set-user-ID bit, and set-group-ID when group-executable, from the regular file open
- * as fd: what a write or truncate by a caller without CAP_FSETID owes when the kernel leaves it
- * to the daemon (FUSE_HANDLE_KILLPRIV_V2, see the binding's strata_killpriv.h). Done on the fd,
- * so it is the file that was written, whatever its name is now. Whether it changed the mode.
- */
-export function dropSetIdBits(fd: number): boolean {
-  const mode = fstat(fd)[ST.mode]!
-  if ((mode & S_IFMT) !== S_IFREG) return false
-  const bits = (mode & S_ISUID) | ((mode & (S_ISGID | S_IXGRP)) === (S_ISGID | S_IXGRP) ? S_ISGID : 0)
-  if (bits === 0) return false
-  fs.fchmodSync(fd, mode & 0o7777 & ~bits)
-  return true
-}
 
 export const fileType = (mode: number): number => mode & S_IFMT
 export const isDirMode = (mode: number): boolean => (mode & S_IFMT) === S_IFDIR

@@ -196,10 +196,10 @@ export class Router {
     return p ? p.vol.link(p.a, p.b) : this.union.link(from, to)
   }
 
-  truncate(rel: string, size: number, dropSetId = false): Promise<void> {
+  truncate(rel: string, size: number, after?: (fd: number) => void): Promise<void> {
     const t = this.pick(rel)
     // data volumes never have the kernel leave set-id bits to the daemon (src/fuse/mount.ts)
-    return t ? t.vol.truncate(t.sub, size) : this.union.truncate(rel, size, dropSetId)
+    return t ? t.vol.truncate(t.sub, size) : this.union.truncate(rel, size, after)
   }
 
   utimens(rel: string, aSec: number, aNsec: number, mSec: number, mNsec: number): Promise<void> {

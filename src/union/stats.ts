@@ -18,8 +18,6 @@ export type StatsSource = () => Map<string, OpStats>
 export class UnionStats {
   readonly ops = new Map<string, OpStats>()
   copyUps = 0
-  /** files whose set-id bits JS dropped for a write or truncate (the binding counts its own: src/fuse/direct-io.ts killPrivStats) */
-  setIdDrops = 0
   copyUpBytes = 0
   nodeHits = 0
   nodeMisses = 0

@@ -62,7 +62,7 @@ export interface Caller {
   uid: number
   gid: number
   pid: number
-  /** the kernel asked this write or truncate to drop set-id bits (host.dropSetIdBits) */
+  /** the kernel asked this write or truncate to drop set-id bits (src/fuse/direct-io.ts dropSetIdBits) */
   dropSetId?: boolean
 }
 
@@ -904,14 +904,14 @@ export class UnionFs {
     host.utimens((await this.changeableAbs(rel)).abs, aSec, aNsec, mSec, mNsec)
   }
 
-  /** `dropSetId`: and its set-id bits (Caller.dropSetId). */
-  async truncate(rel: string, size: number, dropSetId = false): Promise<void> {
+  /** `after`: called with the truncated file's fd (to drop its set-id bits: Caller.dropSetId). */
+  async truncate(rel: string, size: number, after?: (fd: number) => void): Promise<void> {
     const { abs, type } = await this.changeableAbs(rel, size > 0)
     if (type === host.S_IFDIR) throw fsError('EISDIR', 'truncate', rel)
     const fd = host.open(abs, O_WRONLY | O_NOFOLLOW)
     try {
       fs.ftruncateSync(fd, size)
-      if (dropSetId && host.dropSetIdBits(fd)) this.stats.setIdDrops++
+      after?.(fd)
     } finally {
       fs.closeSync(fd)
     }

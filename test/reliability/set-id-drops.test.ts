@@ -1,5 +1,5 @@
 /**
- * Set-id bits and file capabilities dropped by writes, truncates and opens with O_TRUNC, now that
+ * Set-id bits and file capabilities dropped by writes, truncates, opens with O_TRUNC and chowns, now that
  * stratafs asks the kernel for FUSE_HANDLE_KILLPRIV_V2 and drops them itself (the binding's
  * strata_killpriv.h): the same modes and xattrs afterwards as kernel overlayfs, for files already
  * in the upper, written by a caller without CAP_FSETID through passthrough and through the daemon,
@@ -46,7 +46,7 @@ def app(p):
 for name, mode, gid in [('append', 0o4777, 0), ('sgidx', 0o2777, 0), ('sgidnx', 0o2767, 0), ('sgidnx_own', 0o2767, 1000),
                         ('otrunc', 0o6777, 0), ('trunc', 0o4777, 0), ('ftrunc', 0o4777, 0), ('shared', 0o4777, 0),
                         ('early', 0o777, 0), ('rootw', 0o4755, 0), ('chown', 0o4755, 0), ('chownsg', 0o2745, 0),
-                        ('chownsgx', 0o2755, 0)]:
+                        ('chownsgx', 0o2755, 0), ('truncsg', 0o2666, 0)]:
     mk(name, mode, gid)
 mk('ownchown', 0o6755, 1000, uid=1000)
 for name, mode in [('capw', 0o755), ('capt', 0o755), ('capsuid', 0o4755)]:
@@ -57,6 +57,7 @@ def user_ops():
     for name in ['append', 'sgidx', 'sgidnx', 'sgidnx_own']: app(m + '/' + name); res[name] = 'ok'
     os.close(os.open(m + '/otrunc', os.O_WRONLY | os.O_TRUNC)); res['otrunc'] = 'ok'
     os.truncate(m + '/trunc', 1); res['trunc'] = 'ok'
+    os.truncate(m + '/truncsg', 1); res['truncsg'] = 'ok'
     fd = os.open(m + '/ftrunc', os.O_WRONLY); os.ftruncate(fd, 2); os.close(fd); res['ftrunc'] = 'ok'
     # a reader holds the file open: the writer's handle cannot pass through, its writes reach the daemon
     rfd = os.open(m + '/shared', os.O_RDONLY); app(m + '/shared'); os.close(rfd); res['shared'] = 'ok'
@@ -116,6 +117,7 @@ t.test('set-id bits and capabilities dropped as kernel overlayfs drops them', as
   t.equal(a.sgidnx, '767 11', 'setgid without group execute dropped for a caller outside the group')
   t.equal(a.sgidnx_own, '2767 11', '... and kept for one in it')
   t.equal(a.otrunc, '777 0', 'an unprivileged open with O_TRUNC dropped setuid and setgid')
+  t.equal(a.truncsg, '666 1', 'a truncate by a caller outside the group dropped setgid without group execute')
   t.equal(a.shared, '777 11', 'an unprivileged write the daemon served (no passthrough) dropped setuid')
   t.equal(a.early, '777 10', 'a write through a handle opened before chmod u+s dropped it')
   t.equal(a.rootw, '4755 11', 'root keeps setuid on write (CAP_FSETID)')
@@ -125,9 +127,9 @@ t.test('set-id bits and capabilities dropped as kernel overlayfs drops them', as
   t.equal(a.chownsg, '2745 10', '... kept setgid without group execute')
   t.equal(a.chownsgx, '755 10', '... dropped it with group execute')
   t.equal(a.ownchown, '755 10', "chown(-1, -1) by the file's owner dropped both")
-  // 8 files lost bits on a write or truncate; the daemon dropped each (the chowns' go to the host's lchown)
+  // 9 files lost bits on a write or truncate; the daemon dropped each (the chowns' go to the host's lchown)
   const after = strataStats<{ killPriv: { cleared: number } }>(d.mnt).killPriv
-  t.equal(after.cleared - before.cleared, 8, 'the daemon dropped the bits of the 8 written or truncated files that lost them')
+  t.equal(after.cleared - before.cleared, 9, 'the daemon dropped the bits of the 9 written or truncated files that lost them')
 })
 
 t.test('a file written many times is checked for security.capability about once', async (t) => {
