@@ -108,7 +108,9 @@ t.test('a walk reads ahead, a single listing does not, and what both see is what
     t.equal(c1.dirs - c0.dirs, 0, 'ls -l of one directory reads nothing ahead')
     t.ok(c2.dirs - c1.dirs >= 4, `find read subdirectories ahead (${c2.dirs - c1.dirs})`)
     t.ok(c2.served - c1.served >= 1, `and was served listings built ahead (${c2.served - c1.served})`)
-    t.ok(c2.used - c1.used >= 4, `built from the directories the worker thread read, not read again (${c2.used - c1.used})`)
+    // how many find itself lists before the worker thread has read them depends on the machine's
+    // load: `used` is checked where the walker waits for the read-ahead (the test below)
+    t.comment(`listings built from the directories the worker thread read: ${c2.used - c1.used}`)
     t.equal(c2.allEntries - c1.allEntries, 0, 'and statted only their subdirectories: its listings are lean')
     // its listings are full once it has looked up entries of a lean one (its second)
     t.ok(c3.allEntries - c2.allEntries >= 2, `ls -lR had every entry of directories statted ahead (${c3.allEntries - c2.allEntries} directories, ${c3.statted - c2.statted} entries)`)
@@ -149,10 +151,19 @@ t.test('a listing built ahead is not served after a change: the walker sees the 
     }
     lowersUnchanged(t, d.lowers)
     const m = await mountUnion(t, target, d)
-    const served = (): number => target === 'stratafs' ? strataStats<Stats>(m.mnt).listAhead!.served : 0
-    const before = served()
+    const counts = (): { served: number, used: number } => {
+      if (target !== 'stratafs') return { served: 0, used: 0 }
+      const s = strataStats<Stats>(m.mnt)
+      return { served: s.listAhead!.served, used: s.readAhead!.used }
+    }
+    const before = counts()
     seen[target] = observe(t, target, WALK_THEN_CHANGE, m.mnt, target === 'stratafs' ? strataBin() : '')
-    if (target === 'stratafs') t.ok(served() - before >= 1, `the unchanged directory's listing was one built ahead (${served() - before})`)
+    if (target === 'stratafs') {
+      const after = counts()
+      t.ok(after.served - before.served >= 1, `the unchanged directory's listing was one built ahead (${after.served - before.served})`)
+      // t/b, t/c and t/d: read by the worker thread, then built from what it read, not read again
+      t.ok(after.used - before.used >= 3, `listings built from the directories the worker thread read (${after.used - before.used})`)
+    }
     await m.unmount()
   }
   t.same(seen.stratafs, seen.kernel, 'each listing as kernel overlayfs gives it: the new name and the renamed one are there')
