@@ -443,9 +443,10 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
         return
       }
       const fd = fsys.handles.begin(h)
-      if (name === 'write' && callerOf(l).dropSetId) {
+      const caller = name === 'write' ? callerOf(l) : null
+      if (caller?.dropSetId) { // a flagged write (the binding drops the bits itself for the handles it has)
         try {
-          dropSetIdBits(fd, callerOf(l).pid)
+          dropSetIdBits(fd, caller.pid)
         } catch (err) {
           fsys.handles.end(h)
           signal(l, fail(name, err, start), 0, buf.buffer)

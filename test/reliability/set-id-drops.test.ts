@@ -1,10 +1,10 @@
 /**
- * Set-id bits and file capabilities dropped by writes, truncates, opens with O_TRUNC and chowns, now that
- * stratafs asks the kernel for FUSE_HANDLE_KILLPRIV_V2 and drops them itself (the binding's
- * strata_killpriv.h): the same modes and xattrs afterwards as kernel overlayfs, for files already
- * in the upper, written by a caller without CAP_FSETID through passthrough and through the daemon,
- * through a handle opened before the bits were set, and by root (who keeps them). And the reason
- * for it: the kernel no longer asks for security.capability before every write.
+ * Set-id bits and file capabilities dropped by writes, truncates, opens with O_TRUNC and chowns,
+ * now that stratafs asks the kernel for FUSE_HANDLE_KILLPRIV_V2 and drops them itself (the
+ * binding's strata_killpriv.h): the same modes and xattrs afterwards as kernel overlayfs, for files
+ * already in the upper, written by a caller without CAP_FSETID through passthrough and through the
+ * daemon, through a handle opened before the bits were set, and by root (who keeps them). And the
+ * reason for it: the kernel no longer asks for security.capability before every write.
  */
 import t from 'tap'
 import * as fs from 'node:fs'
@@ -13,7 +13,7 @@ import { mountUnion, strataStats } from '../helpers/mounts'
 import { PY_PRELUDE, layout, mountStratafs } from './util'
 
 const SCRIPT = `${PY_PRELUDE}
-import struct
+import struct, threading
 m = sys.argv[1]
 CAP = struct.pack('<IIIII', 0x02000001, 1 << 13, 0, 0, 0)  # VFS_CAP_REVISION_2, cap_net_raw
 def mk(name, mode, gid=0, cap=False, uid=0):
@@ -72,7 +72,6 @@ def early(ready_w, go_r):
     os.write(ready_w, b'r'); os.read(go_r, 1)
     os.write(fd, b'late'); os.close(fd)
     return 'ok'
-import threading
 th = threading.Thread(target=lambda: res.__setitem__('early', as_user(early, ready_w, go_r)))
 th.start()
 os.read(ready_r, 1)
