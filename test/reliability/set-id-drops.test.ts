@@ -129,6 +129,18 @@ t.test('set-id bits and capabilities dropped as kernel overlayfs drops them', as
   // 9 files lost bits on a write or truncate; the daemon dropped each (the chowns' go to the host's lchown)
   const after = strataStats<{ killPriv: { cleared: number } }>(d.mnt).killPriv
   t.equal(after.cleared - before.cleared, 9, 'the daemon dropped the bits of the 9 written or truncated files that lost them')
+
+  // without passthrough every write is a WRITE request, flagged FUSE_WRITE_KILL_SUIDGID
+  const np = layout(t)
+  for (const p of [np.root, np.upper, np.mnt]) fs.chmodSync(p, 0o755)
+  mountStratafs(t, np, ['passthrough=0'])
+  fs.chmodSync(np.mnt, 0o755)
+  const npBefore = strataStats<{ killPriv: { cleared: number } }>(np.mnt).killPriv
+  const noPass = run(np.mnt)
+  t.same(noPass.after, kernel.after, 'without passthrough: the same modes, sizes and capabilities as kernel overlayfs')
+  const npAfter = strataStats<{ killPriv: { cleared: number }, passthrough: { opens: number } }>(np.mnt)
+  t.equal(npAfter.killPriv.cleared - npBefore.cleared, 9, '... the daemon dropping the 9 files\' bits')
+  t.equal(npAfter.passthrough.opens, 0, '... with no open passing through')
 })
 
 t.test('a file written many times is checked for security.capability about once', async (t) => {
