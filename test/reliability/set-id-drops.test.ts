@@ -12,6 +12,17 @@ import { spawnSync } from 'node:child_process'
 import { mountUnion, strataStats } from '../helpers/mounts'
 import { PY_PRELUDE, layout, mountStratafs } from './util'
 
+/** mode, size and whether security.capability is set, of every file in directory `d` */
+const STATE = `
+def states(d):
+    def state(name):
+        st = os.lstat(d + '/' + name)
+        try: cap = len(os.getxattr(d + '/' + name, 'security.capability')) > 0
+        except OSError: cap = False
+        return '%o %d%s' % (st.st_mode & 0o7777, st.st_size, ' cap' if cap else '')
+    return {n: state(n) for n in sorted(os.listdir(d))}
+`
+
 const SCRIPT = `${PY_PRELUDE}
 import struct, threading
 m = sys.argv[1]
@@ -82,12 +93,8 @@ th.join()
 app(m + '/rootw'); app(m + '/capw'); os.truncate(m + '/capt', 3); app(m + '/capsuid')
 for name in ['chown', 'chownsg', 'chownsgx']: os.chown(m + '/' + name, -1, -1)
 
-def state(name):
-    st = os.lstat(m + '/' + name)
-    try: cap = len(os.getxattr(m + '/' + name, 'security.capability')) > 0
-    except OSError: cap = False
-    return '%o %d%s' % (st.st_mode & 0o7777, st.st_size, ' cap' if cap else '')
-out({'ops': res, 'after': {n: state(n) for n in sorted(os.listdir(m))}})
+${STATE}
+out({'ops': res, 'after': states(m)})
 `
 
 t.test('set-id bits and capabilities dropped as kernel overlayfs drops them', async (t) => {
@@ -99,11 +106,16 @@ t.test('set-id bits and capabilities dropped as kernel overlayfs drops them', as
   await mountUnion(t, 'kernel', k)
   for (const p of [d.mnt, k.mnt]) fs.chmodSync(p, 0o755)
 
-  const run = (m: string): { ops: Record<string, unknown>, after: Record<string, string> } => {
-    const r = spawnSync('/usr/bin/python3', ['-c', SCRIPT, m], { encoding: 'utf8', timeout: 60_000 })
-    if (r.status !== 0) throw new Error(`${m}: ${r.stderr}`)
+  const python = (script: string, dir: string): unknown => {
+    const r = spawnSync('/usr/bin/python3', ['-c', script, dir], { encoding: 'utf8', timeout: 60_000 })
+    if (r.status !== 0) throw new Error(`${dir}: ${r.stderr}`)
     return JSON.parse(r.stdout.trim())
   }
+  const run = (m: string): { ops: Record<string, unknown>, after: Record<string, string> } =>
+    python(SCRIPT, m) as { ops: Record<string, unknown>, after: Record<string, string> }
+  /** the same, read in the upper directory itself: what a remount (or another tool) finds */
+  const onDisk = (upper: string): Record<string, string> =>
+    python(`${PY_PRELUDE}${STATE}\nout(states(sys.argv[1]))`, upper) as Record<string, string>
   const before = strataStats<{ killPriv: { granted: boolean, cleared: number } }>(d.mnt).killPriv
   t.ok(before.granted, 'the kernel granted FUSE_HANDLE_KILLPRIV_V2')
   const kernel = run(k.mnt)
@@ -111,6 +123,7 @@ t.test('set-id bits and capabilities dropped as kernel overlayfs drops them', as
   t.comment(`kernel: ${JSON.stringify(kernel.after)}`)
   t.same(strata.ops, kernel.ops, 'every operation answers as on kernel overlayfs')
   t.same(strata.after, kernel.after, 'modes, sizes and capabilities afterwards match kernel overlayfs')
+  t.same(onDisk(d.upper), strata.after, '... in the upper directory too, not only in what the kernel caches')
   const a = strata.after
   t.equal(a.append, '777 11', 'an unprivileged append (passthrough) dropped setuid')
   t.equal(a.sgidnx, '767 11', 'setgid without group execute dropped for a caller outside the group')
@@ -138,6 +151,7 @@ t.test('set-id bits and capabilities dropped as kernel overlayfs drops them', as
   const npBefore = strataStats<{ killPriv: { cleared: number } }>(np.mnt).killPriv
   const noPass = run(np.mnt)
   t.same(noPass.after, kernel.after, 'without passthrough: the same modes, sizes and capabilities as kernel overlayfs')
+  t.same(onDisk(np.upper), noPass.after, '... in the upper directory too')
   const npAfter = strataStats<{ killPriv: { cleared: number }, passthrough: { opens: number } }>(np.mnt)
   t.equal(npAfter.killPriv.cleared - npBefore.cleared, 9, '... the daemon dropping the 9 files\' bits')
   t.equal(npAfter.passthrough.opens, 0, '... with no open passing through')
