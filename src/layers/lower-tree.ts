@@ -16,7 +16,7 @@
 import { LRUCache } from 'lru-cache'
 import { aufsWhitedOut, DT_CHR, isOpaqueValue, isWhiteout, OPAQUE_XATTR, WH_OPAQUE, WH_PREFIX } from './whiteout'
 import * as host from '../sys/hostfs'
-import { dirListOf, native, STAT_NAMES_STATTED, STAT_NAMES_XATTRS_KNOWN, STAT_NAMES_XATTR_FREE, type DirList, type RawDirList } from '../native'
+import { dirListOf, native, STAT_NAMES_STATTED, STAT_NAMES_XATTRS_KNOWN, STAT_NAMES_XATTR_FREE, type DirList, type ListedStats, type RawDirList } from '../native'
 import { FsError } from '../sys/errors'
 import { absIn, baseOf, parentOf } from '../sys/rel'
 
@@ -185,8 +185,8 @@ export class LowerTree {
     }
   }
 
-  /** The directory `abs` of a layer: as read ahead if it was, else read now. */
-  private readLayerDir(abs: string): DirList {
+  /** The directory `abs` of a layer: as read ahead if it was (with the lstats taken then), else read now. */
+  private readLayerDir(abs: string): DirList & Partial<ListedStats> {
     const ahead = this.read.get(abs)
     if (!ahead) return host.readdir(abs)
     this.read.delete(abs)
@@ -221,6 +221,8 @@ export class LowerTree {
     const closed = new Set<string>()
     const contributing: number[] = []
     const inos: number[] = []
+    /** lstats read ahead with a layer's directory: [list, its entry index, the merged entry's index] */
+    const readStats: Array<[ListedStats, number, number]> = []
     for (let i = 0; i < layers.length; i++) {
       const layer = layers[i]!
       const dirAbs = this.abs(layer, rel)
@@ -228,6 +230,8 @@ export class LowerTree {
       contributing.push(layer)
       const whiteouts: string[] = []
       let opaque = false
+      /** the merged entry index of each of this layer's entries that became the visible one */
+      const visibleAt = list.statIdx ? new Int32Array(list.names.length).fill(-1) : null
       for (let k = 0; k < list.names.length; k++) {
         const name = list.names[k]!
         let dtype = list.types[k]!
@@ -244,11 +248,19 @@ export class LowerTree {
         if (hidden.has(name)) continue
         const seen = entries.get(name)
         if (!seen) {
+          if (visibleAt) visibleAt[k] = entries.size
           inos.push(list.inos[k]!)
           entries.set(name, dtype === DT_DIR ? { layer, dtype, dirLayers: [layer], index: entries.size } : { layer, dtype, index: entries.size })
         } else if (seen.dirLayers && !closed.has(name)) {
           if (dtype === DT_DIR) seen.dirLayers.push(layer)
           else closed.add(name)
+        }
+      }
+      if (visibleAt) {
+        const stats = list as ListedStats
+        for (let j = 0; j < stats.statIdx.length; j++) {
+          const at = visibleAt[stats.statIdx[j]!] ?? -1
+          if (at >= 0) readStats.push([stats, j, at])
         }
       }
       for (const name of whiteouts) {
@@ -261,6 +273,13 @@ export class LowerTree {
     }
     const dir: LowerDir = { entries, layers: contributing, stats: null, state: new Uint8Array(entries.size), inos: Float64Array.from(inos) }
     for (const entry of entries.values()) entry.dir = dir
+    if (readStats.length > 0) {
+      const all = (dir.stats = new Float64Array(entries.size * STAT_SLOTS))
+      for (const [from, j, at] of readStats) {
+        all.set(from.stats.subarray(j * STAT_SLOTS, (j + 1) * STAT_SLOTS), at * STAT_SLOTS)
+        dir.state[at] = from.statBits[j]!
+      }
+    }
     return dir
   }
 }

@@ -14,16 +14,26 @@ export interface DirList {
   inos: Float64Array
 }
 
+/** Entries of a directory read ahead that came with their lstat (warmDirs). */
+export interface ListedStats {
+  /** entry index of each statted entry */
+  statIdx: Uint32Array
+  /** 16 numbers per statted entry, as lstat fills them */
+  stats: Float64Array
+  /** STAT_NAMES_* bits per statted entry */
+  statBits: Uint8Array
+}
+
 /** A directory as the addon reads it: names NUL-separated in one string (see dirListOf). */
-export interface RawDirList {
+export interface RawDirList extends Partial<ListedStats> {
   joined: string
   types: Uint8Array
   inos: Float64Array
 }
 
 /** The DirList of a RawDirList (one string per name, split here: cheaper than made one by one in C). */
-export const dirListOf = (r: RawDirList): DirList =>
-  ({ names: r.types.length === 0 ? [] : r.joined.split('\0'), types: r.types, inos: r.inos })
+export const dirListOf = (r: RawDirList): DirList & Partial<ListedStats> =>
+  ({ names: r.types.length === 0 ? [] : r.joined.split('\0'), types: r.types, inos: r.inos, statIdx: r.statIdx, stats: r.stats, statBits: r.statBits })
 
 export interface Native {
   lstat(path: string, out: Float64Array): number

@@ -243,6 +243,10 @@ static unsigned char resolved_dtype(int dirfd, const char *name, unsigned char d
   return IFTODT(st.st_mode);
 }
 
+#define SN_STATTED 1      // bits of an entry's state, as src/layers/lower-tree.ts keeps them
+#define SN_XATTRS_KNOWN 2
+#define SN_XATTR_FREE 4
+
 // ---- a directory as read: what readdir and warmDirs hand to JS ----------------------------------
 // Names NUL-separated in one latin1 string (no name holds a NUL), which src/native/index.ts splits:
 // one string made here instead of one per name and an element set each (~0.35 µs an entry, a
@@ -252,13 +256,42 @@ typedef struct {
   size_t jlen, jcap, n, cap;
   unsigned char *types;
   double *inos;
+  // entries read ahead with their lstat (warmDirs): entry index, 16 stat numbers (fill_stat) and
+  // the bits statNames sets, per statted entry
+  uint32_t *stat_idx;
+  double *stats;
+  unsigned char *stat_bits;
+  size_t ns, scap;
 } dir_list_t;
 
 static void dir_list_free(dir_list_t *l) {
   free(l->joined);
   free(l->types);
   free(l->inos);
+  free(l->stat_idx);
+  free(l->stats);
+  free(l->stat_bits);
   memset(l, 0, sizeof(*l));
+}
+
+// Keeps the lstat (and xattr bits) of the entry added last; false when out of memory (nothing kept).
+static bool dir_list_stat_last(dir_list_t *l, const struct stat *st, unsigned char bits) {
+  if (l->ns == l->scap) {
+    size_t cap = l->scap ? l->scap * 2 : 16;
+    uint32_t *i = realloc(l->stat_idx, cap * sizeof(uint32_t));
+    if (i) l->stat_idx = i;
+    double *v = realloc(l->stats, cap * 16 * sizeof(double));
+    if (v) l->stats = v;
+    unsigned char *b = realloc(l->stat_bits, cap);
+    if (b) l->stat_bits = b;
+    if (!i || !v || !b) return false;
+    l->scap = cap;
+  }
+  l->stat_idx[l->ns] = (uint32_t) (l->n - 1);
+  fill_stat(l->stats + l->ns * 16, st);
+  l->stat_bits[l->ns] = bits;
+  l->ns++;
+  return true;
 }
 
 // Adds one entry to `l`; false (and `l` freed) when out of memory.
@@ -303,6 +336,22 @@ static napi_value dir_list_value(napi_env env, const dir_list_t *l) {
   napi_set_named_property(env, out, "joined", latin1(env, l->joined ? l->joined : "", l->jlen));
   napi_set_named_property(env, out, "types", tarr);
   napi_set_named_property(env, out, "inos", iarr);
+  if (l->ns > 0) {
+    void *d;
+    napi_value buf, arr;
+    napi_create_arraybuffer(env, l->ns * sizeof(uint32_t), &d, &buf);
+    memcpy(d, l->stat_idx, l->ns * sizeof(uint32_t));
+    napi_create_typedarray(env, napi_uint32_array, l->ns, buf, 0, &arr);
+    napi_set_named_property(env, out, "statIdx", arr);
+    napi_create_arraybuffer(env, l->ns * 16 * sizeof(double), &d, &buf);
+    memcpy(d, l->stats, l->ns * 16 * sizeof(double));
+    napi_create_typedarray(env, napi_float64_array, l->ns * 16, buf, 0, &arr);
+    napi_set_named_property(env, out, "stats", arr);
+    napi_create_arraybuffer(env, l->ns, &d, &buf);
+    memcpy(d, l->stat_bits, l->ns);
+    napi_create_typedarray(env, napi_uint8_array, l->ns, buf, 0, &arr);
+    napi_set_named_property(env, out, "statBits", arr);
+  }
   return out;
 }
 
@@ -707,8 +756,8 @@ static napi_value n_copy_data(napi_env env, napi_callback_info info) {
 // entry with statAll) off the JS thread while the walker still works on this one brings their
 // blocks and inodes into the host's caches: the listing made when the walker gets there finds
 // them. What each directory held comes back too (lists[i], in readdir's form: lower layers never
-// change, so the JS thread builds the listing from it instead of reading the directory again);
-// stats are thrown away. Nothing is followed (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW).
+// change, so the JS thread builds the listing from it instead of reading the directory again),
+// with the lstat of each entry statted and whether it has xattrs (statIdx, stats, statBits). Nothing is followed (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW).
 
 #define WARM_MAX_ENTRIES 4096 // per directory: a huge one is left to its own listing
 
@@ -724,6 +773,18 @@ typedef struct {
   napi_ref cb;
   napi_async_work work;
 } warm_job_t;
+
+/** SN_XATTRS_KNOWN (and SN_XATTR_FREE) for dir/name, as statNames learns them; 0 when not known. */
+static unsigned char warm_xattr_bits(const char *dir, const char *name) {
+  char path[PATH_BUF];
+  size_t dl = strlen(dir), nl = strlen(name);
+  if (dl + 1 + nl >= sizeof(path)) return 0;
+  memcpy(path, dir, dl);
+  path[dl] = '/';
+  memcpy(path + dl + 1, name, nl + 1);
+  ssize_t n = llistxattr(path, NULL, 0);
+  return n < 0 ? 0 : SN_XATTRS_KNOWN | (n == 0 ? SN_XATTR_FREE : 0);
+}
 
 static void warm_execute(napi_env env, void *data) {
   (void) env;
@@ -746,7 +807,11 @@ static void warm_execute(napi_env env, void *data) {
         seen++;
         if (keep && !dir_list_add(l, d->name, d->type, d->ino)) keep = false;
         struct stat st;
-        if ((job->stat_all || d->type == DT_DIR || d->type == DT_UNKNOWN) && fstatat(fd, d->name, &st, AT_SYMLINK_NOFOLLOW) == 0) job->statted++;
+        if ((job->stat_all || d->type == DT_DIR || d->type == DT_UNKNOWN) && fstatat(fd, d->name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+          job->statted++;
+          // kept with the entry, and whether it has xattrs: the listing then needs neither call on the JS thread
+          if (keep && !dir_list_stat_last(l, &st, SN_STATTED | warm_xattr_bits(job->paths[i], d->name))) keep = false;
+        }
       }
     }
     // kept only when read to its end: a directory cut short (too big, an error) is read again by its listing
@@ -836,9 +901,6 @@ static napi_value n_warm_dirs(napi_env env, napi_callback_info info) {
 // (llistxattr's size alone). Asked one entry at a time from JS that is ~10 µs an entry here; in one
 // call, fstatat against the directory's fd and no array per llistxattr, it is the two syscalls, and
 // a big directory is split over two threads (the JS thread would otherwise wait alone).
-#define SN_STATTED 1      // bits of state[slot], as src/layers/lower-tree.ts keeps them
-#define SN_XATTRS_KNOWN 2
-#define SN_XATTR_FREE 4
 #define SN_SPLIT 256      // entries from which a second thread takes half
 
 typedef struct {

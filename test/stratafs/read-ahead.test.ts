@@ -9,7 +9,7 @@
 import * as fs from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import t from 'tap'
-import { dirListOf, native, type DirList, type RawDirList } from '../../src/native'
+import { dirListOf, native, STAT_NAMES_STATTED, STAT_NAMES_XATTRS_KNOWN, STAT_NAMES_XATTR_FREE, type DirList, type RawDirList } from '../../src/native'
 import { mountUnion, strataBin, strataStats } from '../helpers/mounts'
 import { tempDir } from '../helpers/tmp'
 import { lowersUnchanged, makeDirs, observe, waitFor } from './util'
@@ -57,6 +57,33 @@ t.test('warmDirs gives back what each directory held: as readdir lists it, or nu
   t.same(dirListOf(lists![2]!).names, [], 'an empty directory: no names, but read')
   t.equal(lists![3], null, 'a directory over 4,096 entries: null, left to its own listing')
   t.equal(lists![4], null, 'a symlink to a directory: not read through')
+
+  // what was statted comes back with the entry: its lstat and whether it has xattrs
+  const statted = (l: RawDirList): Record<string, [number[], number]> => {
+    const names = dirListOf(l).names
+    const out: Record<string, [number[], number]> = {}
+    for (let j = 0; j < (l.statIdx?.length ?? 0); j++) out[names[l.statIdx![j]!]!] = [[...l.stats!.subarray(j * 16, j * 16 + 16)], l.statBits![j]!]
+    return out
+  }
+  const lstat = (p: string): number[] => {
+    const st = new Float64Array(16)
+    if (native.lstat(p, st) !== 0) throw new Error(`lstat ${p}`)
+    return [...st]
+  }
+  const noAtime = (st: number[]): number[] => st.filter((_, i) => i !== 10 && i !== 11) // reading a directory moves its atime
+  const sub = statted(lists![0]!)
+  t.same(Object.keys(sub), ['sub'], 'lean: only the subdirectory comes with its lstat')
+  t.same(noAtime(sub.sub![0]), noAtime(lstat(`${d}/sub`)), 'which is lstat\'s')
+  t.equal(sub.sub![1], STAT_NAMES_STATTED | STAT_NAMES_XATTRS_KNOWN | STAT_NAMES_XATTR_FREE, 'statted, and known to have no xattrs')
+  fs.writeFileSync(`${d}/tagged`, 'x')
+  spawnSync('setfattr', ['-n', 'user.k', '-v', 'v', `${d}/tagged`])
+  const all = await new Promise<Array<RawDirList | null> | null>((resolve) => native.warmDirs([d], true, (_s, _us, l) => resolve(l)))
+  const every = statted(all![0]!)
+  t.same(Object.keys(every).sort(), dirListOf(all![0]!).names.sort(), 'statAll: every entry comes with its lstat')
+  t.equal(Object.keys(every).length, 6)
+  t.same(every.link![0], lstat(`${d}/link`), 'a symlink\'s own, not its target\'s')
+  t.equal(every.tagged![1], STAT_NAMES_STATTED | STAT_NAMES_XATTRS_KNOWN, 'a file with an xattr is known to have some')
+  t.equal(every.f1![1], STAT_NAMES_STATTED | STAT_NAMES_XATTRS_KNOWN | STAT_NAMES_XATTR_FREE, 'one without, to have none')
 })
 
 t.test('a walk reads ahead, a single listing does not, and what both see is what kernel overlayfs shows', async (t) => {
