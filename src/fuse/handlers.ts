@@ -15,6 +15,7 @@ import type { Router } from '../union/router'
 import { binding, opcode, signalFn as bindingSignal } from './binding'
 import { bindingFds, bindingHandles, bindingIoStats, dropSetIdBits, killPrivStats, setBindingLayers } from './direct-io'
 import { enableBindingUnlinks, takeBindingUnlinks } from './binding-unlinks'
+import { BindingListings } from './binding-listings'
 import { toNegErrno } from './errno'
 import { layerCode, packLean, packStat, packStatfs, packTypeOnly, STAT_LAYER_SHIFT, STAT_NO_XATTRS, STAT_SLOTS } from './stat-pack'
 import { LeanListings, MAX_UPGRADE } from './lean-listings'
@@ -103,7 +104,12 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   const prefetcher = new DirPrefetch()
   /** Which listings leave their entries' attributes out (lean-listings.ts). */
   const leanListings = new LeanListings()
-  fsys.union.onTrim(() => listings.clear())
+  /** Listings built ahead that the binding answers (binding-listings.ts); what it served is learned before anything JS serves. */
+  const bindingListings = new BindingListings((rel, pid, lean) => servedByBinding(rel, pid, lean))
+  fsys.union.onTrim(() => {
+    listings.clear()
+    bindingListings.clear()
+  })
   // the kernel's kept listing of the parent shows the entry's old inode number (src/fuse/mount.ts)
   fsys.union.onCopyUp((rel) => binding.fuse_native_strata_listing_stale(`/${parentOf(rel)}`))
   const changingAt = new Map<Buffer, boolean>()
@@ -127,6 +133,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     const code = opcode(name)
     handlers[code] = ((l: Buffer, ...args: never[]) => {
       learnBindingUnlinks()
+      bindingListings.drain()
       copyUpsAtStart.set(l, stats.copyUps)
       const changes = mayChange(name, args)
       changingAt.set(l, changes)
@@ -241,6 +248,8 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   const lookedUpIn = (dir: string, found: boolean, pid: number): void => {
     if (leanListings.lookedUp(dir, pid)) {
       stats.leanUpgrades++
+      const first = leanListings.firstListedBy(pid)
+      if (first !== undefined) bindingListings.walker(pid, first, false) // its listings are full from now on
       prefetchDir(dir, false, MAX_UPGRADE)
       return
     }
@@ -352,6 +361,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
    */
   const buildListing = (rel: string, lean: boolean, inVolume: boolean, ahead: boolean): ListingAnswer => {
     const generation = listings.current
+    const epoch = ahead ? bindingListings.epoch() : 0
     const listed = fsys.list(rel)
     const packed = new Uint32Array((listed.names.length + 2) * STAT_SLOTS)
     packTypeOnly(DT_DIR, packed, 0)
@@ -359,7 +369,11 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     const writer = packEntries(rel, listed, packed, 2, lean)
     // the names as one NUL-separated string (no name holds a NUL): one copy for the binding
     const answer = [listed.names.length ? `.\0..\0${listed.names.join('\0')}` : '.\0..', packed, `/${rel}`]
-    if (!writer && !inVolume) listings.set(rel, generation, answer, lean, ahead)
+    if (!writer && !inVolume) {
+      listings.set(rel, generation, answer, lean, ahead)
+      // the binding answers the walker's readdir of it without a trip here, if nothing changes first
+      if (ahead && generation === listings.current) bindingListings.put(rel, answer[0] as string, packed, lean, epoch, ATTR_CACHE_MS)
+    }
     return answer
   }
   /** Listings of the directories a walk reads ahead, built while the JS thread is idle. */
@@ -374,7 +388,21 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     }
   })
   fsys.union.readAhead.onReady((rel, statAll) => listAhead.push(rel, !statAll))
-  stats.addSection('listAhead', () => ({ built: listAhead.built, served: listAhead.served, dropped: listAhead.dropped }))
+  stats.addSection('listAhead', () => ({ built: listAhead.built, served: listAhead.served, dropped: listAhead.dropped, binding: bindingListings.counters }))
+
+  /** The binding answered a readdir of `rel` by `pid` with a listing built ahead: what the readdir below does besides answering. */
+  const servedByBinding = (rel: string, pid: number, lean: boolean): void => {
+    const kept = listings.get(rel, true)
+    if (kept?.ahead) kept.ahead = false
+    listAhead.served++
+    leanListings.leanFor(pid, rel) // the walker's first listing stays remembered, as a readdir keeps it
+    const walkFrom = leanListings.firstListedBy(pid)
+    if (walkFrom !== undefined && walkFrom !== rel) fsys.union.readAhead.walked(walkFrom, rel, !lean)
+    if (lean) {
+      stats.leanListings++
+      leanListings.listedLean(rel)
+    }
+  }
 
   /**
    * A readdir. Lean (lean-listings.ts) unless its caller looks entries up; data volumes' entries
@@ -386,7 +414,10 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     const inVolume = fsys.inVolume(rel)
     const lean = inVolume || leanListings.leanFor(pid, rel)
     const walkFrom = inVolume ? undefined : leanListings.firstListedBy(pid)
-    if (walkFrom !== undefined && walkFrom !== rel) fsys.union.readAhead.walked(walkFrom, rel, !lean)
+    if (walkFrom !== undefined && walkFrom !== rel) {
+      fsys.union.readAhead.walked(walkFrom, rel, !lean)
+      bindingListings.walker(pid, walkFrom, lean) // the binding may answer its next listings (binding-listings.ts)
+    }
     const kept = listings.get(rel, lean)
     const fresh = kept === undefined || kept.ahead
     if (kept?.ahead) {

@@ -15,7 +15,7 @@ import { tempDir } from '../helpers/tmp'
 import { lowersUnchanged, makeDirs, observe, waitFor } from './util'
 
 interface Counts { dirs: number, allEntries: number, statted: number, pending: number, used: number }
-interface Stats { readAhead?: Counts, listAhead?: { built: number, served: number } }
+interface Stats { readAhead?: Counts, listAhead?: { built: number, served: number, binding: { kept: number, served: number, stale: number } } }
 
 const warm = (paths: string[], statAll: boolean): Promise<number> =>
   new Promise((resolve) => native.warmDirs(paths, statAll, (statted) => resolve(statted)))
@@ -178,10 +178,10 @@ t.test('a listing built ahead is not served after a change: the walker sees the 
     }
     lowersUnchanged(t, d.lowers)
     const m = await mountUnion(t, target, d)
-    const counts = (): { served: number, used: number } => {
-      if (target !== 'stratafs') return { served: 0, used: 0 }
+    const counts = (): { served: number, used: number, byBinding: number, stale: number } => {
+      if (target !== 'stratafs') return { served: 0, used: 0, byBinding: 0, stale: 0 }
       const s = strataStats<Stats>(m.mnt)
-      return { served: s.listAhead!.served, used: s.readAhead!.used }
+      return { served: s.listAhead!.served, used: s.readAhead!.used, byBinding: s.listAhead!.binding.served, stale: s.listAhead!.binding.stale }
     }
     const before = counts()
     seen[target] = observe(t, target, WALK_THEN_CHANGE, m.mnt, target === 'stratafs' ? strataBin() : '')
@@ -190,6 +190,10 @@ t.test('a listing built ahead is not served after a change: the walker sees the 
       t.ok(after.served - before.served >= 1, `the unchanged directory's listing was one built ahead (${after.served - before.served})`)
       // t/b, t/c and t/d: read by the worker thread, then built from what it read, not read again
       t.ok(after.used - before.used >= 3, `listings built from the directories the worker thread read (${after.used - before.used})`)
+      // the binding answers a walker's listing built ahead itself (binding-listings.ts), but not once
+      // anything changed: t/d is, t/b and t/c are found stale and built again by JS
+      t.equal(after.byBinding - before.byBinding, 1, 'the binding served the unchanged listing to the walker')
+      t.ok(after.stale - before.stale >= 2, `and found the other two stale after the changes (${after.stale - before.stale})`)
     }
     await m.unmount()
   }
