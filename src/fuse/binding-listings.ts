@@ -14,6 +14,7 @@
 import { LRUCache } from 'lru-cache'
 import { binding } from './binding'
 import { relFromFuse } from '../sys/rel'
+import { OpStats } from '../union/stats'
 
 type AheadBinding = {
   fuse_native_strata_ahead_epoch(): number
@@ -73,7 +74,11 @@ export class BindingListings {
     const list = native.fuse_native_strata_ahead_served()
     if (list === null) return
     for (let i = 0; i + 2 < list.length; i += 3) {
-      this.served(relFromFuse(list[i] as string), list[i + 1] as number, list[i + 2] as boolean)
+      try {
+        this.served(relFromFuse(list[i] as string), list[i + 1] as number, list[i + 2] as boolean)
+      } catch {
+        // what a readdir does besides answering (reading ahead) failed: the listing went out all the same
+      }
     }
   }
 
@@ -85,5 +90,16 @@ export class BindingListings {
   get counters(): AheadCounters {
     const [kept = 0, refused = 0, served = 0, stale = 0] = this.enabled ? native.fuse_native_strata_ahead_counters() : []
     return { kept, refused, served, stale }
+  }
+
+  /** The readdirs the binding answered, as the daemon counts its own ops (merged into `strata stats` ops). */
+  readdirStats(): OpStats {
+    const s = new OpStats()
+    if (!this.enabled) return s
+    const raw = native.fuse_native_strata_ahead_counters()
+    s.count = raw[2] ?? 0
+    s.totalUs = (raw[5] ?? 0) / 1000
+    s.latencyUs = raw.slice(6)
+    return s
   }
 }
