@@ -40,9 +40,17 @@ function attrTag(h: Handle): number {
   return h.upper ? UPPER_TAG : 0
 }
 
+/**
+ * `STRATA_NO_FDIO=1` in the daemon's environment registers no handle with the binding: JS serves
+ * every read, write, chmod, chown and stat of an open file, as it does for a handle the binding
+ * could not register (out of memory), and nothing passes through. For tests of that path and for
+ * measurements.
+ */
+const registerFds = process.env.STRATA_NO_FDIO !== '1'
+
 export const bindingFds: FdMirror = {
   // a handle the binding could not register (out of memory) is served by JS: nothing to report
-  set: (h) => { fdio.fuse_native_strata_fdio_set(h.id, h.fd, attrTag(h)) },
+  set: (h) => { if (registerFds) fdio.fuse_native_strata_fdio_set(h.id, h.fd, attrTag(h)) },
   drop: (id) => { fdio.fuse_native_strata_fdio_set(id, -1, 0) },
   close: (fd) => { fdio.fuse_native_strata_fdio_close(fd) },
 }

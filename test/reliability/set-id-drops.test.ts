@@ -155,6 +155,26 @@ t.test('set-id bits and capabilities dropped as kernel overlayfs drops them', as
   const npAfter = strataStats<{ killPriv: { cleared: number }, passthrough: { opens: number } }>(np.mnt)
   t.equal(npAfter.killPriv.cleared - npBefore.cleared, 9, '... the daemon dropping the 9 files\' bits')
   t.equal(npAfter.passthrough.opens, 0, '... with no open passing through')
+
+  // handles the binding does not have (STRATA_NO_FDIO=1: as when it could not register one): JS
+  // writes, truncates and drops the bits itself
+  const js = layout(t)
+  for (const p of [js.root, js.upper, js.mnt]) fs.chmodSync(p, 0o755)
+  mountStratafs(t, js, [], { STRATA_NO_FDIO: '1' })
+  fs.chmodSync(js.mnt, 0o755)
+  const jsBefore = strataStats<{ killPriv: { cleared: number } }>(js.mnt).killPriv
+  const byJs = run(js.mnt)
+  t.same(byJs.after, kernel.after, 'writes served by JS: the same modes, sizes and capabilities as kernel overlayfs')
+  t.same(onDisk(js.upper), byJs.after, '... in the upper directory too')
+  type Served = { killPriv: { cleared: number }, ops: Record<string, { count: number }>, servedBy: { binding: Record<string, number> }, passthrough: { opens: number } }
+  const jsAfter = strataStats<Served>(js.mnt)
+  // JS's write and truncate paths drop bits on their fd; a drop that comes as an empty SETATTR finds
+  // no handle in the binding and goes to the host's lchown (uncounted), so fewer than 9 are counted
+  const jsCleared = jsAfter.killPriv.cleared - jsBefore.cleared
+  t.ok(jsCleared > 0 && jsCleared <= 9, `... JS dropping bits on its own fds (${jsCleared} of the 9 files)`)
+  t.ok((jsAfter.ops.write?.count ?? 0) > 0, `... writes reached the daemon (${jsAfter.ops.write?.count ?? 0})`)
+  t.equal(jsAfter.servedBy.binding.write, 0, '... none answered by the binding')
+  t.equal(jsAfter.passthrough.opens, 0, '... and no open passing through')
 })
 
 t.test('a file written many times is checked for security.capability about once', async (t) => {

@@ -65,8 +65,8 @@ export async function unmountStratafs(t: Test, mnt: string): Promise<void> {
  * Runs `stratafs -o OPTS MNT` (returns once live); registers an unmount in teardown (also after a
  * crash: a dead mount is lazily unmounted). Returns the daemon pid.
  */
-export function mountStratafs(t: Test, d: Layout, extra: string[] = []): number {
-  const r = spawnSync(stratafsBin(), ['-o', opts(d, extra), d.mnt], { encoding: 'utf8', timeout: 30_000 })
+export function mountStratafs(t: Test, d: Layout, extra: string[] = [], env: Record<string, string> = {}): number {
+  const r = spawnSync(stratafsBin(), ['-o', opts(d, extra), d.mnt], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, ...env } })
   if (r.status !== 0) throw new Error(`stratafs -o ${opts(d, extra)} ${d.mnt} exited ${r.status}: ${r.stderr}`)
   t.teardown(() => unmountStratafs(t, d.mnt))
   const pids = daemonPids(d.mnt)
