@@ -14,7 +14,6 @@
 import { LRUCache } from 'lru-cache'
 import { binding } from './binding'
 import { relFromFuse } from '../sys/rel'
-import { OpStats } from '../union/stats'
 
 type AheadBinding = {
   fuse_native_strata_ahead_epoch(): number
@@ -90,16 +89,5 @@ export class BindingListings {
   get counters(): AheadCounters {
     const [kept = 0, refused = 0, served = 0, stale = 0] = this.enabled ? native.fuse_native_strata_ahead_counters() : []
     return { kept, refused, served, stale }
-  }
-
-  /** The readdirs the binding answered, as the daemon counts its own ops (merged into `strata stats` ops). */
-  readdirStats(): OpStats {
-    const s = new OpStats()
-    if (!this.enabled) return s
-    const raw = native.fuse_native_strata_ahead_counters()
-    s.count = raw[2] ?? 0
-    s.totalUs = (raw[5] ?? 0) / 1000
-    s.latencyUs = raw.slice(6)
-    return s
   }
 }

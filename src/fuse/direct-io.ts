@@ -58,7 +58,7 @@ export const bindingFds: FdMirror = {
 const BUCKETS = 41
 const errnoNames = new Map<number, string>(Object.entries(os.constants.errno).map(([name, n]) => [n, name]))
 
-function opStats(op: 0 | 1 | 2 | 3 | 4): OpStats {
+function opStats(op: 0 | 1 | 2 | 3 | 4 | 5): OpStats {
   const raw = fdio.fuse_native_strata_fdio_counters(op)
   const s = new OpStats()
   s.count = raw[0]!
@@ -69,14 +69,15 @@ function opStats(op: 0 | 1 | 2 | 3 | 4): OpStats {
 }
 
 /**
- * The binding's read, write, setattr, getattr and unlink counters (and its opens and releases), in
- * the shape of the daemon's own. A setattr the binding does is one request (a chmod, chown and
- * utimens at once, as the kernel sends them); JS counts the ops libfuse splits one into. Its
- * getattrs are those of files open for writing (an fstat of the handle's fd); its unlinks those of
- * lower names (src/fuse/binding-unlinks.ts).
+ * The binding's read, write, setattr, getattr, unlink and readdir counters (and its opens and
+ * releases), in the shape of the daemon's own. A setattr the binding does is one request (a chmod,
+ * chown and utimens at once, as the kernel sends them); JS counts the ops libfuse splits one into.
+ * Its getattrs are those of files open for writing (an fstat of the handle's fd); its unlinks those
+ * of lower names (src/fuse/binding-unlinks.ts); its readdirs those of listings built ahead
+ * (src/fuse/binding-listings.ts).
  */
 export function bindingIoStats(): Map<string, OpStats> {
-  return new Map([['read', opStats(0)], ['write', opStats(1)], ['setattr', opStats(2)], ['getattr', opStats(3)], ['unlink', opStats(4)], ...bindingOpenStats()])
+  return new Map([['read', opStats(0)], ['write', opStats(1)], ['setattr', opStats(2)], ['getattr', opStats(3)], ['unlink', opStats(4)], ['readdir', opStats(5)], ...bindingOpenStats()])
 }
 
 type RopenBinding = {

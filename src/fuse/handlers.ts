@@ -76,6 +76,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   fsys.handles.mirror = bindingFds
   fsys.handles.external = bindingHandles
   setBindingLayers(fsys.union.upperRoot, fsys.union.lower.roots)
+  stats.addSource('binding', bindingIoStats)
   stats.addSection('killPriv', killPrivStats)
   const whiteouts = fsys.union.whiteoutTarget
   if (whiteouts) enableBindingUnlinks(whiteouts.upper, whiteouts.sharedWhiteout, fsys.volumes.map((v) => `/${v.spec.rel}`))
@@ -105,7 +106,6 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   const leanListings = new LeanListings()
   /** Listings built ahead that the binding answers (binding-listings.ts); what it served is learned before anything JS serves. */
   const bindingListings = new BindingListings((rel, pid, lean) => servedByBinding(rel, pid, lean))
-  stats.addSource('binding', () => new Map([...bindingIoStats(), ['readdir', bindingListings.readdirStats()]]))
   fsys.union.onTrim(() => {
     listings.clear()
     bindingListings.clear()
