@@ -96,7 +96,8 @@ t.test('a walk reads ahead, a single listing does not, and what both see is what
       for (const a of ['a', 'b', 'c']) {
         for (const x of ['x', 'y']) {
           fs.mkdirSync(`${bottom}/${tree}/${a}/${x}`, { recursive: true })
-          for (let i = 0; i < 5; i++) fs.writeFileSync(`${bottom}/${tree}/${a}/${x}/f${i}`, `${a}${x}${i}`)
+          // sizes differ from file to file: an entry given another's attributes shows in ls -l
+          for (let i = 0; i < 5; i++) fs.writeFileSync(`${bottom}/${tree}/${a}/${x}/f${i}`, `${a}${x}${i}`.repeat(i + 1))
         }
       }
       fs.mkdirSync(`${top}/${tree}/b/z`, { recursive: true }) // a directory merged from both layers
