@@ -35,6 +35,8 @@ export interface AheadCounters {
   refused: number
   served: number
   stale: number
+  /** notes of served listings dropped before JS took them (more than 4,096 waiting) */
+  notesDropped: number
 }
 
 export class BindingListings {
@@ -87,7 +89,7 @@ export class BindingListings {
   }
 
   get counters(): AheadCounters {
-    const [kept = 0, refused = 0, served = 0, stale = 0] = this.enabled ? native.fuse_native_strata_ahead_counters() : []
-    return { kept, refused, served, stale }
+    const [kept = 0, refused = 0, served = 0, stale = 0, notesDropped = 0] = this.enabled ? native.fuse_native_strata_ahead_counters() : []
+    return { kept, refused, served, stale, notesDropped }
   }
 }
