@@ -9,15 +9,18 @@
 import { binding } from './binding'
 
 type UnlinkBinding = {
-  fuse_native_strata_cunlink_setup(upper: string, sharedWhiteout: string, volumes: string[]): number
+  fuse_native_strata_cunlink_setup(upper: string, sharedWhiteout: string, volumes: string[], unlinks: boolean): number
   fuse_native_strata_cunlinked(): string[] | null
 }
 const native = binding as unknown as UnlinkBinding
 
-/** Lets the binding unlink in `upper` with links to `sharedWhiteout`, never under `volumes` (FUSE paths). */
+/**
+ * Tells the binding the upper, the shared whiteout and the data volumes' FUSE paths (never touched
+ * there), for its own unlinks and creates (binding-creates.ts), and lets it unlink in `upper` with
+ * links to `sharedWhiteout` unless STRATA_NO_CUNLINK=1.
+ */
 export function enableBindingUnlinks(upper: string, sharedWhiteout: string, volumes: string[]): void {
-  if (process.env.STRATA_NO_CUNLINK === '1') return
-  const res = native.fuse_native_strata_cunlink_setup(upper, sharedWhiteout, volumes)
+  const res = native.fuse_native_strata_cunlink_setup(upper, sharedWhiteout, volumes, process.env.STRATA_NO_CUNLINK !== '1')
   if (res < 0) throw new Error(`fuse binding: unlinks: errno ${-res}`)
 }
 

@@ -58,7 +58,7 @@ export const bindingFds: FdMirror = {
 const BUCKETS = 41
 const errnoNames = new Map<number, string>(Object.entries(os.constants.errno).map(([name, n]) => [n, name]))
 
-function opStats(op: 0 | 1 | 2 | 3 | 4 | 5): OpStats {
+function opStats(op: 0 | 1 | 2 | 3 | 4 | 5 | 6): OpStats {
   const raw = fdio.fuse_native_strata_fdio_counters(op)
   const s = new OpStats()
   s.count = raw[0]!
@@ -69,32 +69,36 @@ function opStats(op: 0 | 1 | 2 | 3 | 4 | 5): OpStats {
 }
 
 /**
- * The binding's read, write, setattr, getattr, unlink and readdir counters (and its opens and
- * releases), in the shape of the daemon's own. A setattr the binding does is one request (a chmod,
- * chown and utimens at once, as the kernel sends them); JS counts the ops libfuse splits one into.
- * Its getattrs are those of files open for writing (an fstat of the handle's fd); its unlinks those
- * of lower names (src/fuse/binding-unlinks.ts); its readdirs those of listings built ahead
- * (src/fuse/binding-listings.ts).
+ * The binding's read, write, setattr, getattr, unlink, readdir and create counters (and its opens
+ * and releases), in the shape of the daemon's own. A setattr the binding does is one request (a
+ * chmod, chown and utimens at once, as the kernel sends them); JS counts the ops libfuse splits one
+ * into. Its getattrs are those of files open for writing (an fstat of the handle's fd); its unlinks
+ * those of lower names (src/fuse/binding-unlinks.ts); its readdirs those of listings built ahead
+ * (src/fuse/binding-listings.ts); its creates those of src/fuse/binding-creates.ts.
  */
 export function bindingIoStats(): Map<string, OpStats> {
-  return new Map([['read', opStats(0)], ['write', opStats(1)], ['setattr', opStats(2)], ['getattr', opStats(3)], ['unlink', opStats(4)], ['readdir', opStats(5)], ...bindingOpenStats()])
+  return new Map([['read', opStats(0)], ['write', opStats(1)], ['setattr', opStats(2)], ['getattr', opStats(3)], ['unlink', opStats(4)], ['readdir', opStats(5)],
+    ['create', opStats(6)], ...bindingOpenStats()])
 }
 
 type RopenBinding = {
   fuse_native_strata_layers(roots: Array<string | null>): number
-  fuse_native_strata_adopt(fh: number): [number, number, number, string] | null
-  fuse_native_strata_adopt_at(path: string, below: boolean): Array<[number, number, number, string]>
+  fuse_native_strata_adopt(fh: number): AdoptedTuple | null
+  fuse_native_strata_adopt_at(path: string, below: boolean): AdoptedTuple[]
   fuse_native_strata_ropen_counters(): [number, number, number, number]
 }
 const ropen = binding as unknown as RopenBinding
 
-const adopted = ([id, fd, code, path]: [number, number, number, string]): AdoptedHandle =>
-  ({ id, fd, rel: relFromFuse(path), layer: layerOfCode(code) })
+/** [id, fd, layer code, FUSE path, open for writing] */
+type AdoptedTuple = [number, number, number, string, boolean]
+const adopted = ([id, fd, code, path, writable]: AdoptedTuple): AdoptedHandle =>
+  ({ id, fd, rel: relFromFuse(path), layer: layerOfCode(code), writable })
 
 /**
  * Read-only opens the binding serves itself (strata_ropen.h): a file a listing just showed is
  * opened below its layer's root on the worker thread, never through a symlink, and its reads and
- * release never reach JS. The handle table adopts such a handle when it needs it.
+ * release never reach JS. The handle table adopts such a handle when it needs it. Files the
+ * binding created (binding-creates.ts) are its handles too, open for writing, adopted at once.
  */
 export const bindingHandles: HandleSource = {
   adopt: (id) => {

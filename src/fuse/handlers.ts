@@ -15,6 +15,7 @@ import type { Router } from '../union/router'
 import { binding, opcode, signalFn as bindingSignal } from './binding'
 import { bindingFds, bindingHandles, bindingIoStats, dropSetIdBits, killPrivStats, setBindingLayers } from './direct-io'
 import { enableBindingUnlinks, takeBindingUnlinks } from './binding-unlinks'
+import { enableBindingCreates, takeBindingCreates } from './binding-creates'
 import { BindingListings } from './binding-listings'
 import { toNegErrno } from './errno'
 import { layerCode, packLean, packStat, packStatfs, packTypeOnly, STAT_LAYER_SHIFT, STAT_NO_XATTRS, STAT_SLOTS } from './stat-pack'
@@ -79,7 +80,10 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   stats.addSource('binding', bindingIoStats)
   stats.addSection('killPriv', killPrivStats)
   const whiteouts = fsys.union.whiteoutTarget
-  if (whiteouts) enableBindingUnlinks(whiteouts.upper, whiteouts.sharedWhiteout, fsys.volumes.map((v) => `/${v.spec.rel}`))
+  if (whiteouts) {
+    enableBindingUnlinks(whiteouts.upper, whiteouts.sharedWhiteout, fsys.volumes.map((v) => `/${v.spec.rel}`))
+    enableBindingCreates(ATTR_CACHE_MS)
+  }
   const trace = log.isLevelEnabled('trace')
 
   function fail(op: string, err: unknown, start: bigint): number {
@@ -120,11 +124,21 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     return !READ_ONLY_OPS.has(name)
   }
 
-  /** Names the binding unlinked while JS served nothing: forgotten before anything is served. */
-  const learnBindingUnlinks = (): void => {
+  /**
+   * Names the binding unlinked, and files it created, while JS served nothing: learned before
+   * anything is served or built (a listing made without knowing a created file is open for
+   * writing would hand out its attributes for keeping). A created file's handle is adopted now:
+   * it counts as a writer of its path from here on, unless it was released already.
+   */
+  const learnFromBinding = (): void => {
     const gone = takeBindingUnlinks()
-    if (gone === null) return
-    for (const p of gone) fsys.union.removedByBinding(relFromFuse(p))
+    const made = takeBindingCreates()
+    if (gone === null && made === null) return
+    for (const p of gone ?? []) fsys.union.removedByBinding(relFromFuse(p))
+    for (const [p, fh] of made ?? []) {
+      fsys.union.createdByBinding(relFromFuse(p))
+      fsys.handles.get(fh)
+    }
     listings.changed()
     prefetcher.clear()
   }
@@ -132,7 +146,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   function def(name: string, fn: Handler): void {
     const code = opcode(name)
     handlers[code] = ((l: Buffer, ...args: never[]) => {
-      learnBindingUnlinks()
+      learnFromBinding()
       bindingListings.drain()
       copyUpsAtStart.set(l, stats.copyUps)
       const changes = mayChange(name, args)
@@ -337,6 +351,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
    * statted. On the JS thread, so the table's epoch rules hold as for a listing.
    */
   const prefetchDir = (dir: string, namesOnly: boolean, maxEntries = namesOnly ? MAX_NAMES : MAX_ENTRIES): void => {
+    learnFromBinding()
     let listed: Listed
     try {
       listed = fsys.list(dir)
@@ -378,6 +393,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   }
   /** Listings of the directories a walk reads ahead, built while the JS thread is idle. */
   const listAhead = new ListAhead((rel, lean) => {
+    learnFromBinding()
     if (fsys.inVolume(rel) || listings.get(rel, lean)) return false
     if ((fsys.union.lower.dir(rel)?.entries.size ?? Infinity) > MAX_AHEAD_ENTRIES) return false
     try {

@@ -19,20 +19,24 @@ export interface FdMirror {
   close(fd: number): void
 }
 
-/** A handle the FUSE binding opened itself (for reading), handed over to this table. */
+/** A handle the FUSE binding opened itself (for reading, or a file it created), handed over to this table. */
 export interface AdoptedHandle {
   id: number
   fd: number
   rel: string
   /** -1: the upper */
   layer: number
+  /** a file the binding created in the upper, open for writing */
+  writable: boolean
 }
 
 /**
  * Handles opened outside this table, by the FUSE binding (src/fuse/direct-io.ts): read-only opens
- * of files a listing just showed, with ids from ID_LIMIT up. The binding serves their reads and
- * release alone; anything else about one (an op on it, a copy-up, rename or unlink of its path)
- * needs it here first, so the table adopts it then and it is a handle like any other from there.
+ * of files a listing just showed, and files it created, with ids from ID_LIMIT up. The binding
+ * serves their reads and release alone (and a created file's writes and attributes, as for any
+ * handle open for writing); anything else about one (an op on it, a copy-up, rename or unlink of
+ * its path) needs it here first, so the table adopts it then and it is a handle like any other
+ * from there. Created files are adopted as soon as JS learns of them (their writers count).
  */
 export interface HandleSource {
   adopt(id: number): AdoptedHandle | null
@@ -97,8 +101,9 @@ export class HandleTable {
   }
 
   private take(a: AdoptedHandle): Handle {
-    const h: Handle = { id: a.id, fd: a.fd, rel: a.rel, writable: false, upper: a.layer < 0, layer: a.layer, pending: 0, retired: [], released: false }
+    const h: Handle = { id: a.id, fd: a.fd, rel: a.rel, writable: a.writable, upper: a.layer < 0, layer: a.layer, pending: 0, retired: [], released: false }
     this.byId.set(h.id, h)
+    this.countWriter(h, 1)
     this.mirror?.set(h)
     return h
   }

@@ -609,6 +609,14 @@ export class UnionFs {
     this.forget(rel)
   }
 
+  /**
+   * The binding created the regular file `rel` itself, in its upper directory, as create() would
+   * (while no request was with JS: src/fuse/binding-creates.ts): what is kept of the name goes.
+   */
+  createdByBinding(rel: string): void {
+    this.forget(rel)
+  }
+
   private forget(rel: string): void {
     const node = this.nodes.get(rel)
     if (node) node.dead = true

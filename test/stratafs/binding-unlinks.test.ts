@@ -6,12 +6,12 @@
  * again) is what kernel overlayfs shows, and the counters say the binding did them.
  */
 import * as fs from 'node:fs'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import t, { type Test } from 'tap'
 import { mountUnion, strataStats, type UnionDirs } from '../helpers/mounts'
 import { tempDir } from '../helpers/tmp'
 import { diffSnapshots, snapshot } from '../helpers/tree'
-import { lowersUnchanged, waitFor } from './util'
+import { fileContents, lowersUnchanged, mountSwitchedOff, raceRoles, waitFor } from './util'
 
 interface Stats {
   ops: Record<string, { count: number }>
@@ -152,14 +152,7 @@ t.test('unlinks the binding leaves to JS: names in the upper, open files, data v
   t.same(fs.readdirSync(`${s.mnt}/tree/a`).filter((n) => /^f[0-2]$|^new$/.test(n)), [], 'tree/a lists none of them')
 
   // with STRATA_NO_CUNLINK=1 every unlink is JS's
-  const off = layers(t).strata
-  process.env.STRATA_NO_CUNLINK = '1'
-  let m2
-  try {
-    m2 = await mountUnion(t, 'stratafs', off)
-  } finally {
-    delete process.env.STRATA_NO_CUNLINK
-  }
+  const m2 = await mountSwitchedOff(t, layers(t).strata, 'STRATA_NO_CUNLINK')
   spawnSync('ls', ['-lR', m2.mnt])
   const r = spawnSync('rm', ['-rf', `${m2.mnt}/tree`])
   t.equal(r.status, 0, r.stderr.toString())
@@ -195,14 +188,7 @@ for d in range(4):
             with open(f'{base}/new{i}', 'w') as f: f.write('new')
         elif role == 'list' and i % 8 == 0: os.listdir(base)
 `
-  const run = (role: string): Promise<string> => new Promise((resolve) => {
-    const c = spawn('python3', ['-c', worker, m.mnt, role, String(files)], { stdio: ['ignore', 'ignore', 'pipe'] })
-    let err = ''
-    c.stderr.on('data', (b: Buffer) => { err += b.toString() })
-    c.on('exit', (code) => resolve(code === 0 ? '' : `${role} exited ${code}: ${err}`))
-  })
-  const failures = (await Promise.all(['unlink', 'append', 'create', 'list'].map(run))).filter(Boolean)
-  t.same(failures, [], 'every process did what it asked')
+  t.same(await raceRoles(worker, ['unlink', 'append', 'create', 'list'], m.mnt, String(files)), [], 'every process did what it asked')
   for (let dir = 0; dir < 4; dir++) {
     const base = `${m.mnt}/d${dir}`
     const want = new Map<string, string>()
@@ -210,8 +196,7 @@ for d in range(4):
       if (i % 2 === 1) want.set(`f${i}`, `${dir}:${i}\n+`)
       if (i % 4 === 0) want.set(`new${i}`, 'new')
     }
-    const got = new Map(fs.readdirSync(base).map((n) => [n, fs.readFileSync(`${base}/${n}`, 'utf8')]))
-    t.same([...got].sort(), [...want].sort(), `d${dir}: the unlinked files are gone, the appended and new ones hold what was written`)
+    t.same(fileContents(base), [...want].sort(), `d${dir}: the unlinked files are gone, the appended and new ones hold what was written`)
     const upper = fs.readdirSync(`${d.upper!}/d${dir}`).filter((n) => fs.lstatSync(`${d.upper!}/d${dir}/${n}`).isCharacterDevice())
     t.equal(upper.length, files / 2, `d${dir}: one whiteout in the upper per unlinked file`)
   }

@@ -3,10 +3,10 @@
  * finding the daemon a mount belongs to (by its argv naming our fresh temp mountpoint).
  */
 import * as fs from 'node:fs'
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process'
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process'
 import type { Test } from 'tap'
 import { tempDir } from '../helpers/tmp'
-import { isMounted, mountUnion, stratafsBin, type Mounted } from '../helpers/mounts'
+import { isMounted, mountUnion, stratafsBin, type Mounted, type UnionDirs } from '../helpers/mounts'
 import { diffSnapshots, snapshot, type Snapshot } from '../helpers/tree'
 
 export interface Dirs {
@@ -41,6 +41,16 @@ export function unmountLater(t: Test, mnt: string): void {
     if (isMounted(mnt)) spawnSync('fusermount3', ['-u', mnt])
     if (isMounted(mnt)) spawnSync('umount', ['-l', mnt])
   })
+}
+
+/** Mounts stratafs with `name=1` in the daemon's environment (one of its STRATA_NO_* switches). */
+export async function mountSwitchedOff(t: Test, d: UnionDirs, name: string): Promise<Mounted> {
+  process.env[name] = '1'
+  try {
+    return await mountUnion(t, 'stratafs', d)
+  } finally {
+    delete process.env[name]
+  }
 }
 
 export function mountDirs(t: Test, d: Dirs, readOnly = false): Promise<Mounted> {
@@ -109,6 +119,32 @@ export function lowersUnchanged(t: Test, lowers: string[]): void {
 
 export function py(code: string, ...args: string[]): SpawnSyncReturns<string> {
   return spawnSync('python3', ['-c', code, ...args], { encoding: 'utf8', timeout: 60_000 })
+}
+
+/**
+ * Runs python `code` once per role, all at once (each gets the mountpoint, its role and `args`),
+ * and resolves to what went wrong with each that did not exit 0.
+ */
+export async function raceRoles(code: string, roles: string[], mnt: string, ...args: string[]): Promise<string[]> {
+  return (await Promise.all(roles.map((role) => pyWorker(code, role, mnt, role, ...args)))).filter(Boolean)
+}
+
+/** A directory's files and what each holds, sorted by name. */
+export const fileContents = (dir: string): Array<[string, string]> =>
+  fs.readdirSync(dir).sort().map((n) => [n, fs.readFileSync(`${dir}/${n}`, 'utf8')])
+
+/**
+ * Runs python `code` with `args` in the background, one of several processes racing each other
+ * (`role` names it); resolves to '' once it exited 0, else to what went wrong.
+ */
+function pyWorker(code: string, role: string, ...args: string[]): Promise<string> {
+  return new Promise((resolve) => {
+    const c = spawn('python3', ['-c', code, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+    let err = ''
+    c.stderr.on('data', (b: Buffer) => { err += b.toString() })
+    c.on('error', (e) => resolve(`${role}: ${e.message}`))
+    c.on('exit', (code) => resolve(code === 0 ? '' : `${role} exited ${code}: ${err}`))
+  })
 }
 
 /**

@@ -1,0 +1,36 @@
+/**
+ * Files the binding creates itself (patches/README.md, strata_ccreate_try): the CREATE of a new
+ * regular file in a directory the upper already has, while JS serves no request. The binding
+ * makes the file as UnionFs.create would and registers the handle as one of its own; JS learns of
+ * each before it serves its next request or builds a listing (`take`), forgets what it kept about
+ * the name and adopts the handle (open for writing, like any it made). The binding counts them
+ * with its other requests (direct-io.ts, bindingIoStats). `STRATA_NO_CCREATE=1` in the daemon's
+ * environment leaves every create to JS (for measurements and tests).
+ */
+import { binding } from './binding'
+
+type CreateBinding = {
+  fuse_native_strata_ccreate_setup(ttlMs: number): number
+  fuse_native_strata_ccreated(): Array<string | number> | null
+}
+const native = binding as unknown as CreateBinding
+
+/**
+ * Lets the binding create files (after enableBindingUnlinks, whose upper and volumes it shares);
+ * `ttlMs`: a new file's attribute cache time. Not with `STRATA_NO_FDIO=1` (direct-io.ts), under
+ * which JS serves every write: a file created here would be written by the binding.
+ */
+export function enableBindingCreates(ttlMs: number): void {
+  if (process.env.STRATA_NO_CCREATE === '1' || process.env.STRATA_NO_FDIO === '1') return
+  const res = native.fuse_native_strata_ccreate_setup(ttlMs)
+  if (res < 0) throw new Error(`fuse binding: creates: errno ${-res}`)
+}
+
+/** The files the binding created since the last call, as [FUSE path, handle id] pairs, or null. */
+export function takeBindingCreates(): Array<[string, number]> | null {
+  const flat = native.fuse_native_strata_ccreated()
+  if (flat === null) return null
+  const out: Array<[string, number]> = []
+  for (let i = 0; i + 1 < flat.length; i += 2) out.push([flat[i] as string, flat[i + 1] as number])
+  return out
+}
