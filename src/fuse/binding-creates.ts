@@ -12,6 +12,7 @@ import { binding } from './binding'
 type CreateBinding = {
   fuse_native_strata_ccreate_setup(ttlMs: number): number
   fuse_native_strata_ccreated(): Array<string | number> | null
+  fuse_native_strata_js_building(on: boolean): void
 }
 const native = binding as unknown as CreateBinding
 
@@ -33,4 +34,21 @@ export function takeBindingCreates(): Array<[string, number]> | null {
   const out: Array<[string, number]> = []
   for (let i = 0; i + 1 < flat.length; i += 2) out.push([flat[i] as string, flat[i + 1] as number])
   return out
+}
+
+/**
+ * Runs `build`, which reads the upper to hand the binding something (a listing built ahead, a
+ * directory's prefetched attributes or names) outside any request, with the binding's own
+ * unlinks and creates held off (as while JS serves a request), after `learn` took those done
+ * before: a file created meanwhile would be missing from names said to be all, or listed as
+ * one no handle writes.
+ */
+export function whileBuilding<T>(learn: () => void, build: () => T): T {
+  native.fuse_native_strata_js_building(true)
+  try {
+    learn()
+    return build()
+  } finally {
+    native.fuse_native_strata_js_building(false)
+  }
 }

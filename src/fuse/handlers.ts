@@ -15,7 +15,7 @@ import type { Router } from '../union/router'
 import { binding, opcode, signalFn as bindingSignal } from './binding'
 import { bindingFds, bindingHandles, bindingIoStats, dropSetIdBits, killPrivStats, setBindingLayers } from './direct-io'
 import { enableBindingUnlinks, takeBindingUnlinks } from './binding-unlinks'
-import { enableBindingCreates, takeBindingCreates } from './binding-creates'
+import { enableBindingCreates, takeBindingCreates, whileBuilding } from './binding-creates'
 import { BindingListings } from './binding-listings'
 import { toNegErrno } from './errno'
 import { layerCode, packLean, packStat, packStatfs, packTypeOnly, STAT_LAYER_SHIFT, STAT_NO_XATTRS, STAT_SLOTS } from './stat-pack'
@@ -126,9 +126,9 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
 
   /**
    * Names the binding unlinked, and files it created, while JS served nothing: learned before
-   * anything is served or built (a listing made without knowing a created file is open for
-   * writing would hand out its attributes for keeping). A created file's handle is adopted now:
-   * it counts as a writer of its path from here on, unless it was released already.
+   * anything is served or built (whileBuilding: a listing made without knowing a created file is
+   * open for writing would hand out its attributes for keeping). A created file's handle is
+   * adopted now: it counts as a writer of its path from here on, unless it was released already.
    */
   const learnFromBinding = (): void => {
     const gone = takeBindingUnlinks()
@@ -350,8 +350,9 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
    * would, and its names in the binding (dir-prefetch.ts); `namesOnly`: just the names, nothing
    * statted. On the JS thread, so the table's epoch rules hold as for a listing.
    */
-  const prefetchDir = (dir: string, namesOnly: boolean, maxEntries = namesOnly ? MAX_NAMES : MAX_ENTRIES): void => {
-    learnFromBinding()
+  const prefetchDir = (dir: string, namesOnly: boolean, maxEntries = namesOnly ? MAX_NAMES : MAX_ENTRIES): void =>
+    whileBuilding(learnFromBinding, () => prefetchDirNow(dir, namesOnly, maxEntries))
+  const prefetchDirNow = (dir: string, namesOnly: boolean, maxEntries: number): void => {
     let listed: Listed
     try {
       listed = fsys.list(dir)
@@ -392,8 +393,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     return answer
   }
   /** Listings of the directories a walk reads ahead, built while the JS thread is idle. */
-  const listAhead = new ListAhead((rel, lean) => {
-    learnFromBinding()
+  const listAhead = new ListAhead((rel, lean) => whileBuilding(learnFromBinding, () => {
     if (fsys.inVolume(rel) || listings.get(rel, lean)) return false
     if ((fsys.union.lower.dir(rel)?.entries.size ?? Infinity) > MAX_AHEAD_ENTRIES) return false
     try {
@@ -402,7 +402,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
     } catch {
       return false // gone meanwhile: its readdir (if any) says so
     }
-  })
+  }))
   fsys.union.readAhead.onReady((rel, statAll) => listAhead.push(rel, !statAll))
   stats.addSection('listAhead', () => ({ built: listAhead.built, served: listAhead.served, dropped: listAhead.dropped, binding: bindingListings.counters }))
 
