@@ -2,8 +2,9 @@
  * Files the binding creates itself (patches/README.md, strata_ccreate_try): the CREATE of a new
  * regular file in a directory the upper already has, while JS serves no request. The binding
  * makes the file as UnionFs.create would and registers the handle as one of its own; JS learns of
- * each before it serves its next request or builds a listing (`take`), forgets what it kept about
- * the name and adopts the handle (open for writing, like any it made). The binding counts them
+ * each before it serves its next request or builds something from the upper for the binding
+ * (takeBindingCreates, whileBuilding), forgets what it kept about the name and adopts the handle
+ * (open for writing, like any it made). The binding counts them
  * with its other requests (direct-io.ts, bindingIoStats). `STRATA_NO_CCREATE=1` in the daemon's
  * environment leaves every create to JS (for measurements and tests).
  */
