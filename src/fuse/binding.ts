@@ -13,6 +13,7 @@ export interface FuseBinding {
   offsetof_fuse_thread_locals_t_caller_gid: number
   offsetof_fuse_thread_locals_t_caller_pid: number
   offsetof_fuse_thread_locals_t_caller_kill_suidgid: number
+  offsetof_fuse_thread_locals_t_caller_umask: number
   offsetof_fuse_thread_locals_t_strata_changed: number
   offsetof_fuse_thread_locals_t_strata_xattr_stable: number
   fuse_native_mount(mnt: string, opts: string, thread: Buffer, ctx: object, malloc: (size: number) => Buffer,

@@ -36,11 +36,12 @@ const UID_AT = binding.offsetof_fuse_thread_locals_t_caller_uid
 const GID_AT = binding.offsetof_fuse_thread_locals_t_caller_gid
 const PID_AT = binding.offsetof_fuse_thread_locals_t_caller_pid
 const DROP_SET_ID_AT = binding.offsetof_fuse_thread_locals_t_caller_kill_suidgid
+const UMASK_AT = binding.offsetof_fuse_thread_locals_t_caller_umask
 const CHANGED_AT = binding.offsetof_fuse_thread_locals_t_strata_changed
 const XATTR_STABLE_AT = binding.offsetof_fuse_thread_locals_t_strata_xattr_stable
 
 function callerOf(l: Buffer): Caller {
-  return { uid: l.readUInt32LE(UID_AT), gid: l.readUInt32LE(GID_AT), pid: l.readUInt32LE(PID_AT), dropSetId: l.readUInt32LE(DROP_SET_ID_AT) !== 0 }
+  return { uid: l.readUInt32LE(UID_AT), gid: l.readUInt32LE(GID_AT), pid: l.readUInt32LE(PID_AT), dropSetId: l.readUInt32LE(DROP_SET_ID_AT) !== 0, umask: l.readUInt32LE(UMASK_AT) }
 }
 
 function pathArg(p: string | null): string {

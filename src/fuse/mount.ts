@@ -25,12 +25,14 @@
  * instead (its strata_dir.h). A copy-up changes an entry's inode number behind the kernel's back:
  * the directory's next opendir drops the kept listing (UnionFs.onCopyUp).
  *
- * Three INIT capabilities libfuse 2.9 predates are asked for on its behalf: FUSE_POSIX_ACL (the
+ * INIT capabilities libfuse 2.9 predates are asked for on its behalf: FUSE_POSIX_ACL (the
  * kernel caches ACLs and enforces them, as overlayfs does, instead of asking for
  * system.posix_acl_access on every `ls -l`), FUSE_DO_READDIRPLUS (listings carry each entry's
  * inode and attributes, so the `stat` or `unlink` of every entry after a listing sends no LOOKUP;
  * the binding serves it, patches/README.md) and, without volumes, FUSE_CACHE_SYMLINKS (a symlink's
- * target never changes in place; a volume's symlink may be replaced from outside). Not
+ * target never changes in place; a volume's symlink may be replaced from outside). FUSE_DONT_MASK
+ * (libfuse 2.9 knows it, but the high-level API has no way to ask): the kernel leaves the caller's
+ * umask to the daemon, which must not apply it under a default ACL (src/union/create-mode.ts). Not
  * READDIRPLUS_AUTO: it asks for attributes only in a listing's first part (and after lookups), so
  * `ls -l` of a big directory would still look up all but its first few hundred entries.
  */
@@ -42,6 +44,7 @@ import type { HandlerTable } from './handlers'
 const FUSE_POSIX_ACL = 1 << 20
 const FUSE_CACHE_SYMLINKS = 1 << 23
 const FUSE_DO_READDIRPLUS = 1 << 13
+const FUSE_DONT_MASK = 1 << 6
 /**
  * The daemon drops set-id bits on write and truncate (the binding's strata_killpriv.h), so the
  * kernel stops asking for security.capability before every write. Not with data volumes: their
@@ -166,7 +169,7 @@ export function mountFuse(mnt: string, table: (onInit: () => void) => HandlerTab
     keep.add(b)
     return b
   }
-  binding.fuse_native_strata_init_flags(FUSE_POSIX_ACL | FUSE_DO_READDIRPLUS | (opts.hasVolumes ? 0 : FUSE_CACHE_SYMLINKS | FUSE_HANDLE_KILLPRIV_V2))
+  binding.fuse_native_strata_init_flags(FUSE_POSIX_ACL | FUSE_DONT_MASK | FUSE_DO_READDIRPLUS | (opts.hasVolumes ? 0 : FUSE_CACHE_SYMLINKS | FUSE_HANDLE_KILLPRIV_V2))
   binding.fuse_native_strata_new_dir_negatives(negativeTimeoutSec(opts) * 1000)
   binding.fuse_native_strata_keep_listings(opts.hasVolumes ? 0 : 1)
   binding.fuse_native_strata_passthrough(opts.passthrough ? 1 : 0)

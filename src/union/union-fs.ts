@@ -29,6 +29,7 @@ import { DT_DIR, DT_REG, LowerTree, type LowerDir, type LowerEntry } from '../la
 import { ReadAhead } from '../layers/read-ahead'
 import { escapeXattr, isOpaqueValue, isWhiteout, OPAQUE_XATTR, unescapeXattr, WH_PREFIX } from '../layers/whiteout'
 import { copyUpAsLink, copyUpDir, copyUpEntry, WorkDir } from '../cow/copy-up'
+import { createFile, createMode, DEFAULT_ACL, type CreateMode } from './create-mode'
 import { isLibfuseHidden } from './hidden-names'
 import { HandleTable, type Handle } from './handles'
 import { UnionStats } from './stats'
@@ -64,6 +65,8 @@ export interface Caller {
   pid: number
   /** the kernel asked this write or truncate to drop set-id bits (src/fuse/direct-io.ts dropSetIdBits) */
   dropSetId?: boolean
+  /** the caller's umask, for creates (create-mode.ts) */
+  umask?: number
 }
 
 export interface UnionOptions {
@@ -646,7 +649,7 @@ export class UnionFs {
    * work dir and renamed over it in one step; a directory made there becomes opaque, so the deleted
    * lower directory's contents stay deleted (overlayfs.rst, "whiteouts and opaque directories").
    */
-  private placeNew(rel: string, isDir: boolean, make: (abs: string) => void): void {
+  private placeNew(rel: string, isDir: boolean, make: (abs: string) => void, defaultAcl: Buffer | null = null): void {
     const abs = this.upperAbs(rel)
     const existing = host.lstatOrNull(abs)
     if (!existing) {
@@ -654,17 +657,35 @@ export class UnionFs {
     } else if (!isWhiteout(existing[ST.mode]!, existing[ST.rdev]!)) {
       throw fsError('EEXIST', 'create', rel)
     } else {
-      const tmp = this.work!.tempName()
-      makeOrUndo(tmp, make)
-      if (isDir) {
-        host.setxattr(tmp, OPAQUE_XATTR, OPAQUE_VALUE)
-        exchangeOrReplace(tmp, abs)
-        host.unlink(tmp)
-      } else {
-        host.rename(tmp, abs)
+      // The work dir has no default ACL: made in a directory of its own that carries the parent's,
+      // the entry gets from the host what it would have got in place (overlayfs computes it alike).
+      const nest = defaultAcl ? this.work!.tempName() : null
+      if (nest) {
+        host.mkdir(nest, 0o700)
+        host.setxattr(nest, DEFAULT_ACL, defaultAcl!)
+      }
+      try {
+        const tmp = nest ? `${nest}/new` : this.work!.tempName()
+        makeOrUndo(tmp, make)
+        if (isDir) {
+          host.setxattr(tmp, OPAQUE_XATTR, OPAQUE_VALUE)
+          exchangeOrReplace(tmp, abs)
+          host.unlink(tmp)
+        } else {
+          host.rename(tmp, abs)
+        }
+      } finally {
+        if (nest) {
+          try { host.rmdir(nest) } catch { /* left for the work dir's cleanup; the error that matters is thrown */ }
+        }
       }
     }
     this.forget(rel)
+  }
+
+  /** The mode a new entry in `parent` (in the upper) is made with, and the default ACL it inherits. */
+  private createMode(parent: Node, mode: number, caller: Caller): CreateMode {
+    return createMode(this.upperAbs(parent.rel), mode, caller.umask ?? 0)
   }
 
   private owner(parent: Node, caller: Caller): { uid: number, gid: number, sgid: boolean } {
@@ -677,18 +698,9 @@ export class UnionFs {
     await this.settle(rel)
     const parent = this.prepareCreate(rel)
     const own = this.owner(parent, caller)
+    const cm = this.createMode(parent, mode, caller)
     let fd = -1
-    const hostFlags = (flags & ~(O_TRUNC | O_DIRECT | O_NOCTTY)) | O_CREAT | O_EXCL | O_NOFOLLOW
-    this.placeNew(rel, false, (abs) => {
-      fd = host.open(abs, hostFlags, mode & 0o7777)
-      try {
-        fs.fchownSync(fd, own.uid, own.gid)
-        if (mode & 0o6000) fs.fchmodSync(fd, mode & 0o7777)
-      } catch (err) {
-        fs.closeSync(fd)
-        throw err
-      }
-    })
+    this.placeNew(rel, false, (abs) => { fd = createFile(abs, flags, cm.mode, own.uid, own.gid) }, cm.defaultAcl)
     return this.handles.add(fd, rel, (flags & O_ACCMODE) !== O_RDONLY, true, -1)
   }
 
@@ -696,11 +708,15 @@ export class UnionFs {
     await this.settle(rel)
     const parent = this.prepareCreate(rel)
     const own = this.owner(parent, caller)
+    const cm = this.createMode(parent, mode, caller)
     this.placeNew(rel, true, (abs) => {
-      host.mkdir(abs, mode & 0o7777)
+      host.mkdir(abs, cm.mode & 0o7777)
       host.lchown(abs, own.uid, own.gid)
-      host.chmod(abs, (mode & 0o7777) | (own.sgid ? host.S_ISGID : 0))
-    })
+      // made in the work dir (over a whiteout), it did not inherit the parent's setgid bit; a
+      // chmod of the bits it has keeps what a default ACL gave (the group bits are its mask)
+      const made = host.lstat(abs)[ST.mode]!
+      if (own.sgid && !(made & host.S_ISGID)) host.chmod(abs, made | host.S_ISGID)
+    }, cm.defaultAcl)
   }
 
   async mknod(rel: string, mode: number, rdev: number, caller: Caller): Promise<void> {
@@ -712,10 +728,11 @@ export class UnionFs {
     await this.settle(rel)
     const parent = this.prepareCreate(rel)
     const own = this.owner(parent, caller)
+    const cm = this.createMode(parent, mode, caller)
     this.placeNew(rel, false, (abs) => {
-      host.mknod(abs, mode, rdev)
+      host.mknod(abs, cm.mode, rdev)
       host.lchown(abs, own.uid, own.gid)
-    })
+    }, cm.defaultAcl)
   }
 
   async symlink(target: string, rel: string, caller: Caller): Promise<void> {

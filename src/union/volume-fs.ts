@@ -13,6 +13,7 @@ import { ST } from '../native'
 import { fsError } from '../sys/errors'
 import * as host from '../sys/hostfs'
 import { absIn, parentOf } from '../sys/rel'
+import { createFile, createMode } from './create-mode'
 import type { Caller, Listed, TaggedStat } from './union-fs'
 import type { Handle, HandleTable } from './handles'
 
@@ -104,9 +105,8 @@ export class VolumeFs {
   async create(rel: string, sub: string, mode: number, flags: number, caller: Caller): Promise<Handle> {
     this.writable(sub)
     const own = this.owner(sub, caller)
-    const fd = host.open(this.abs(sub), (flags & ~(O_TRUNC | O_DIRECT | O_NOCTTY)) | O_CREAT | O_EXCL | O_NOFOLLOW, mode & 0o7777)
-    fs.fchownSync(fd, own.uid, own.gid)
-    if (mode & 0o6000) fs.fchmodSync(fd, mode & 0o7777)
+    const abs = this.abs(sub)
+    const fd = createFile(abs, flags, createMode(parentOf(abs), mode, caller.umask ?? 0).mode, own.uid, own.gid)
     return this.handles.add(fd, rel, (flags & O_ACCMODE) !== 0, true, -1, this.index)
   }
 
@@ -114,7 +114,7 @@ export class VolumeFs {
     this.writable(sub)
     const own = this.owner(sub, caller)
     const abs = this.abs(sub)
-    host.mkdir(abs, mode & 0o7777)
+    host.mkdir(abs, createMode(parentOf(abs), mode, caller.umask ?? 0).mode & 0o7777)
     host.lchown(abs, own.uid, own.gid)
   }
 
@@ -122,7 +122,8 @@ export class VolumeFs {
     this.writable(sub)
     const own = this.owner(sub, caller)
     const abs = this.abs(sub)
-    host.mknod(abs, host.fileType(mode) === 0 ? mode | host.S_IFREG : mode, rdev)
+    const made = createMode(parentOf(abs), mode, caller.umask ?? 0).mode
+    host.mknod(abs, host.fileType(made) === 0 ? made | host.S_IFREG : made, rdev)
     host.lchown(abs, own.uid, own.gid)
   }
 

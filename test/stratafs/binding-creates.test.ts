@@ -147,7 +147,7 @@ print(listed == fresh and all(os.stat(f'{base}/{n}').st_ino == v for n, v in fre
   same('a new file\'s inode number: the same from its create, its directory\'s listing and a stat', (m) => spawnSync('python3', ['-c', inoProgram, m], { encoding: 'utf8' }).stdout)
 
   // a directory with a default ACL: its new files come with an access ACL, which getxattr must find
-  // (umask 0: the kernel applies a FUSE caller's umask before the create, ignoring the ACL)
+  // (umask 0 here; create-modes.test.ts has the umask's part)
   const aclProgram = `
 import os, struct, sys
 os.umask(0)
