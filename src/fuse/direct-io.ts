@@ -58,7 +58,7 @@ export const bindingFds: FdMirror = {
 const BUCKETS = 41
 const errnoNames = new Map<number, string>(Object.entries(os.constants.errno).map(([name, n]) => [n, name]))
 
-function opStats(op: 0 | 1 | 2 | 3 | 4 | 5 | 6): OpStats {
+function opStats(op: 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8): OpStats {
   const raw = fdio.fuse_native_strata_fdio_counters(op)
   const s = new OpStats()
   s.count = raw[0]!
@@ -78,7 +78,7 @@ function opStats(op: 0 | 1 | 2 | 3 | 4 | 5 | 6): OpStats {
  */
 export function bindingIoStats(): Map<string, OpStats> {
   return new Map([['read', opStats(0)], ['write', opStats(1)], ['setattr', opStats(2)], ['getattr', opStats(3)], ['unlink', opStats(4)], ['readdir', opStats(5)],
-    ['create', opStats(6)], ...bindingOpenStats()])
+    ['create', opStats(6)], ['getxattr', opStats(7)], ['listxattr', opStats(8)], ...bindingOpenStats()])
 }
 
 type RopenBinding = {

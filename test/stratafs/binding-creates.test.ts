@@ -12,7 +12,7 @@ import t, { type Test } from 'tap'
 import { mountUnion, strataStats, type UnionDirs } from '../helpers/mounts'
 import { tempDir } from '../helpers/tmp'
 import { diffSnapshots, snapshot } from '../helpers/tree'
-import { fileContents, lowersUnchanged, mountSwitchedOff, raceRoles, waitFor } from './util'
+import { fileContents, lowersUnchanged, mountSwitchedOff, py, raceRoles, waitFor } from './util'
 
 interface Stats {
   ops: Record<string, { count: number }>
@@ -233,6 +233,75 @@ os.close(os.open(f'{base}/tree/b/first-in-lower-dir', os.O_WRONLY | os.O_CREAT, 
   for (let i = 0; i < 10; i++) fs.writeFileSync(`${m2.mnt}/new/f${i}`, `${i}`)
   t.equal(createsByBinding(m2.mnt), 0, 'STRATA_NO_CCREATE=1: the binding created nothing')
   t.same(fs.readdirSync(`${m2.mnt}/new`).length, 10, 'and the files are there')
+})
+
+t.test('cp -a within the mount: the sources\' listxattrs and the copies\' ACLs keep the binding\'s creates going', async (t) => {
+  // Per file, cp -a lists the source's xattrs (twice) and sets system.posix_acl_access on the copy.
+  // Before: every listxattr went to JS, and each setxattr emptied the binding's tables, so the next
+  // create found its directory's attributes unknown and went to JS too (0 of 1,000 by the binding).
+  const { strata, kernel, lowers } = layers(t)
+  const lower = lowers[0]!
+  fs.mkdirSync(`${lower}/src`)
+  for (let i = 0; i < 200; i++) fs.writeFileSync(`${lower}/src/f${i}`, `f${i}\n`)
+  t.equal(spawnSync('setfattr', ['-n', 'user.kept', '-v', 'yes', `${lower}/src/f7`]).status, 0, 'one source has an xattr')
+  lowersUnchanged(t, lowers)
+  const s = await mountUnion(t, 'stratafs', strata)
+  await mountUnion(t, 'kernel', kernel)
+  const served = (op: string): number => strataStats<Stats>(s.mnt).servedBy.binding?.[op] ?? 0
+  const jsListxattrs = (): number => (strataStats<Stats>(s.mnt).ops.listxattr?.count ?? 0) - served('listxattr')
+
+  // listxattr of sources a listing showed: the list's size (size 0) and the list, as the kernel's
+  const listProgram = `
+import ctypes, json, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+d = sys.argv[1] + '/src'
+out = []
+for n in sorted(os.listdir(d)):
+    p = os.path.join(d, n).encode()
+    out.append([n, libc.llistxattr(p, None, 0), os.listxattr(p, follow_symlinks=False)])
+print(json.dumps(out))
+`
+  const lists = [s.mnt, kernel.mnt].map((m) => spawnSync('python3', ['-c', listProgram, m], { encoding: 'utf8' }).stdout)
+  t.same(JSON.parse(lists[0]!), JSON.parse(lists[1]!), 'every source lists the xattrs it lists on kernel overlayfs (f7 its one)')
+  t.ok(served('listxattr') >= 300, `the binding answered the listxattrs of xattr-free files (${served('listxattr')} of 400)`)
+  t.ok(jsListxattrs() <= 40, `few reached JS (${jsListxattrs()}): f7's and those of entries the tables missed`)
+
+  // an xattr set on one of them is listed from then on, and gone again once removed
+  for (const m of [s.mnt, kernel.mnt]) t.equal(spawnSync('setfattr', ['-n', 'user.new', '-v', '1', `${m}/src/f3`]).status, 0, `setfattr in ${m}`)
+  const names = (m: string, n: string): string => spawnSync('python3', ['-c', 'import os,sys; print(sorted(os.listxattr(sys.argv[1])))', `${m}/src/${n}`], { encoding: 'utf8' }).stdout
+  t.equal(names(s.mnt, 'f3'), names(kernel.mnt, 'f3'), 'a name set through the mount is listed')
+  for (const m of [s.mnt, kernel.mnt]) t.equal(spawnSync('setfattr', ['-x', 'user.new', `${m}/src/f3`]).status, 0, `setfattr -x in ${m}`)
+  t.equal(names(s.mnt, 'f3'), names(kernel.mnt, 'f3'), 'and not once removed')
+
+  // an access ACL set after a listing changes the mode: a stat after it shows the new one
+  for (const m of [s.mnt, kernel.mnt]) {
+    spawnSync('ls', ['-l', `${m}/src`])
+    // user::rw- user:1000:rwx group::r-- mask::rwx other::r-- (what `setfacl -m u:1000:rwx` sets)
+    const acl = 'struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in [(1, 6, 2**32 - 1), (2, 7, 1000), (4, 4, 2**32 - 1), (0x10, 7, 2**32 - 1), (0x20, 4, 2**32 - 1)])'
+    t.equal(py(`import os, struct, sys; os.setxattr(sys.argv[1], "system.posix_acl_access", ${acl})`, `${m}/src/f5`).status, 0, 'an access ACL set')
+  }
+  t.equal(fs.statSync(`${s.mnt}/src/f5`).mode, fs.statSync(`${kernel.mnt}/src/f5`).mode, 'the mode an ACL gave is what a stat shows')
+  // an xattr set on a listed lower file copies it up: a stat after it is the upper file's, not what
+  // the listing showed (the binding drops the entry when JS answers the setxattr)
+  for (const m of [s.mnt, kernel.mnt]) {
+    spawnSync('ls', ['-l', `${m}/src`])
+    t.equal(spawnSync('setfattr', ['-n', 'user.c', '-v', '1', `${m}/src/f9`]).status, 0, `an xattr set on a lower file in ${m}`)
+  }
+  const after = fs.statSync(`${s.mnt}/src/f9`, { bigint: true })
+  const up = fs.statSync(`${strata.upper!}/src/f9`, { bigint: true })
+  t.same([after.ino & ((1n << 48n) - 1n), after.ctimeNs], [up.ino, up.ctimeNs], 'a stat after it shows the copied-up file')
+
+  // cp -a: the copies are made by the binding, and are what kernel overlayfs makes
+  const before = createsByBinding(s.mnt)
+  for (const m of [s.mnt, kernel.mnt]) {
+    const r = spawnSync('cp', ['-a', `${m}/src`, `${m}/copy`], { encoding: 'utf8' })
+    t.equal(r.status, 0, `cp -a in ${m}: ${r.stderr}`)
+  }
+  t.ok(createsByBinding(s.mnt) - before >= 150, `the binding made most of the 200 copies (${createsByBinding(s.mnt) - before})`)
+  const merged = diffSnapshots(snapshot(kernel.mnt), snapshot(s.mnt), { ignore: ['mtime'] }, ['kernel', 'stratafs'])
+  t.same(merged, [], 'the merged trees are the same, xattrs and ACLs included')
+  const upper = diffSnapshots(snapshot(kernel.upper!, 'upper'), snapshot(strata.upper!, 'upper'), { ignore: ['mtime'], ignoreLinks: true }, ['kernel', 'stratafs'])
+  t.same(upper, [], 'the uppers are the same')
 })
 
 t.test('creates racing renames, unlinks and listings in the same directories end as each asked', async (t) => {

@@ -13,7 +13,7 @@ import t, { type Test } from 'tap'
 import { mountUnion, strataStats, type UnionDirs } from '../helpers/mounts'
 import { tempDir } from '../helpers/tmp'
 import { native, STAT_NAMES_STATTED, STAT_NAMES_XATTRS_KNOWN, STAT_NAMES_XATTR_FREE } from '../../src/native'
-import { lowersUnchanged, observe, py } from './util'
+import { jsOpCount, lowersUnchanged, observe, py } from './util'
 
 const setx = (p: string, name: string, value: string): void => {
   const r = py('import os,sys; os.setxattr(sys.argv[1], sys.argv[2], sys.argv[3].encode(), follow_symlinks=False)', p, name, value)
@@ -81,14 +81,14 @@ t.test('ls -l of a directory over two lowers and the upper: every entry as kerne
   lowersUnchanged(t, lowers)
   const s = await mountUnion(t, 'stratafs', strata)
   const k = await mountUnion(t, 'kernel', kernel)
-  const getxattrs = opCount(s.mnt, 'getxattr')
+  const getxattrs = jsOpCount(s.mnt, 'getxattr')
   for (const m of [s.mnt, k.mnt]) {
     const ls = spawnSync('ls', ['-l', `${m}/big`], { encoding: 'utf8', maxBuffer: 1 << 24 })
     t.equal(ls.status, 0, ls.stderr)
   }
   // ls -l asks for ~2 xattrs of each of ~1,100 entries; those of entries without any are
   // answered by the binding when the listing said so
-  const reached = opCount(s.mnt, 'getxattr') - getxattrs
+  const reached = jsOpCount(s.mnt, 'getxattr') - getxattrs
   t.ok(reached <= 60, `at most ~2% of ls -l's getxattrs reached the daemon (${reached} did)`)
   const seen = observe(t, 'stratafs', ENTRIES, s.mnt)
   const want = observe(t, 'kernel', ENTRIES, k.mnt)

@@ -6,7 +6,7 @@ import * as fs from 'node:fs'
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process'
 import type { Test } from 'tap'
 import { tempDir } from '../helpers/tmp'
-import { isMounted, mountUnion, stratafsBin, type Mounted, type UnionDirs } from '../helpers/mounts'
+import { isMounted, mountUnion, strataStats, stratafsBin, type Mounted, type UnionDirs } from '../helpers/mounts'
 import { diffSnapshots, snapshot, type Snapshot } from '../helpers/tree'
 
 export interface Dirs {
@@ -172,4 +172,10 @@ export function cacheDrops(): number {
   const vmstat = fs.readFileSync('/proc/vmstat', 'utf8')
   const m = /^drop_pagecache (\d+)$/m.exec(vmstat)
   return dentryDrops() + (m ? Number(m[1]) : 0)
+}
+
+/** Requests of `op` the daemon's JS served (the binding's own answers left out). */
+export function jsOpCount(mnt: string, op: string): number {
+  const s = strataStats<{ ops: Record<string, { count: number }>, servedBy: Record<string, Record<string, number>> }>(mnt)
+  return (s.ops[op]?.count ?? 0) - (s.servedBy.binding?.[op] ?? 0)
 }
