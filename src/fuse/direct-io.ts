@@ -55,8 +55,11 @@ export const bindingFds: FdMirror = {
   close: (fd) => { fdio.fuse_native_strata_fdio_close(fd) },
 }
 
-const BUCKETS = 41
+/** log2 µs latency buckets in the binding's counters (STRATA_FDIO_BUCKETS) */
+export const BUCKETS = 41
 const errnoNames = new Map<number, string>(Object.entries(os.constants.errno).map(([name, n]) => [n, name]))
+/** The name of a positive errno the binding counted. */
+export const errnoName = (n: number): string => errnoNames.get(n) ?? `errno ${n}`
 
 function opStats(op: 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8): OpStats {
   const raw = fdio.fuse_native_strata_fdio_counters(op)
@@ -64,7 +67,7 @@ function opStats(op: 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8): OpStats {
   s.count = raw[0]!
   s.totalUs = raw[2]! / 1000
   s.latencyUs = raw.slice(3, 3 + BUCKETS)
-  for (let i = 3 + BUCKETS; i + 1 < raw.length; i += 2) s.errors[errnoNames.get(raw[i]!) ?? `errno ${raw[i]}`] = raw[i + 1]!
+  for (let i = 3 + BUCKETS; i + 1 < raw.length; i += 2) s.errors[errnoName(raw[i]!)] = raw[i + 1]!
   return s
 }
 

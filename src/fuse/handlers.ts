@@ -18,6 +18,7 @@ import { enableBindingUnlinks, takeBindingUnlinks } from './binding-unlinks'
 import { enableBindingCreates, takeBindingCreates, whileBuilding } from './binding-creates'
 import { BindingListings } from './binding-listings'
 import { toNegErrno } from './errno'
+import { requestStats } from './request-stats'
 import { layerCode, packLean, packStat, packStatfs, packTypeOnly, STAT_LAYER_SHIFT, STAT_NO_XATTRS, STAT_SLOTS } from './stat-pack'
 import { LeanListings, MAX_UPGRADE } from './lean-listings'
 import { ListAhead } from './list-ahead'
@@ -80,6 +81,7 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   setBindingLayers(fsys.union.upperRoot, fsys.union.lower.roots)
   stats.addSource('binding', bindingIoStats)
   stats.addSection('killPriv', killPrivStats)
+  stats.addSection('requests', requestStats)
   const whiteouts = fsys.union.whiteoutTarget
   if (whiteouts) {
     enableBindingUnlinks(whiteouts.upper, whiteouts.sharedWhiteout, fsys.volumes.map((v) => `/${v.spec.rel}`))

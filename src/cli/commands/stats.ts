@@ -14,11 +14,12 @@ interface Stats {
   listingCache?: { hits: number }, dirPrefetch?: { dirs: number, entries: number, namesOnly?: number }, leanListings?: { made: number, upgraded: number }
   readAhead?: { dirs: number, allEntries: number, statted: number, ms: number, dropped: number, pending: number }
   listAhead?: { built: number, served: number, dropped: number }
+  requests?: Record<string, OpStat & { answered: number }>
 }
 
 export function statsCommand(): Command {
   return new Command('stats')
-    .description('show the counters of the stratafs daemon serving MOUNTPOINT (ops, latencies, errors, copy-ups, caches, memory)')
+    .description('show the counters of the stratafs daemon serving MOUNTPOINT (ops, the kernel\'s requests, latencies, errors, copy-ups, caches, memory)')
     .argument('<mountpoint>')
     .option('--json', 'the full JSON document, with latency histograms')
     .action(async (mnt: string, opts: { json?: boolean }) => {
@@ -56,6 +57,14 @@ export function statsCommand(): Command {
       for (const [who, counts] of Object.entries(s.servedBy ?? {})) {
         const ops = Object.entries(counts).filter(([, n]) => n > 0)
         if (ops.length) out(`of these, answered by the ${who} without the daemon's JS: ${ops.map(([op, n]) => `${op} ${n}`).join(', ')}`)
+      }
+      if (s.requests) {
+        // the kernel's own requests, arrival to reply, whoever answered (the ops above are libfuse's calls)
+        out('kernel request  count    mean µs  errors')
+        for (const [name, r] of Object.entries(s.requests).sort((a, b) => b[1].count - a[1].count)) {
+          const errs = Object.entries(r.errors).map(([k, v]) => `${k}:${v}`).join(' ')
+          out(`${name.padEnd(14)} ${String(r.count).padStart(7)} ${r.meanUs.toFixed(1).padStart(10)}  ${errs}`)
+        }
       }
     })
 }
