@@ -7,7 +7,7 @@
 import * as fs from 'node:fs'
 import t from 'tap'
 import { strataStats } from '../helpers/mounts'
-import { jsOpCount, lowersUnchanged, makeDirs, mountDirs, py } from './util'
+import { dentryDrops, jsOpCount, lowersUnchanged, makeDirs, mountDirs, py } from './util'
 
 interface Req { count: number, answered: number, meanUs: number, errors: Record<string, number>, latencyUsLog2: number[] }
 interface Stats { requests: Record<string, Req>, servedBy: Record<string, Record<string, number>> }
@@ -23,25 +23,45 @@ t.test('requests: each of the kernel\'s, by opcode, whoever answered it', async 
   lowersUnchanged(t, d.lowers)
   const m = await mountDirs(t, d)
   const motd = `${m.mnt}/etc/motd`
-  fs.lstatSync(motd)
 
   // GETXATTR: the first of a name reaches JS, which says the absence holds; the channel answers
-  // the next ones. All are the kernel's requests (it never caches a FUSE getxattr).
-  t.equal(py(GETX, motd, 'user.none', '1').status, 0, 'a getxattr of an absent name')
-  const before = count(m.mnt, 'GETXATTR')
-  const jsBefore = jsOpCount(m.mnt, 'getxattr')
-  const enodata = requests(m.mnt).GETXATTR?.errors.ENODATA ?? 0
-  t.equal(py(GETX, motd, 'user.none', '25').status, 0, 'and 25 more')
-  t.equal(count(m.mnt, 'GETXATTR') - before, 25, '25 getxattrs: 25 GETXATTR requests counted')
-  t.equal(jsOpCount(m.mnt, 'getxattr'), jsBefore, 'none reached JS: the channel answered them')
-  t.equal((requests(m.mnt).GETXATTR?.errors.ENODATA ?? 0) - enodata, 25, 'each answered ENODATA')
-
-  // a cached path costs no request at all
-  const lookups = count(m.mnt, 'LOOKUP')
-  const getattrs = count(m.mnt, 'GETATTR')
-  for (let i = 0; i < 100; i++) fs.lstatSync(motd)
-  t.equal(count(m.mnt, 'LOOKUP'), lookups, '100 lstats of a cached path: no LOOKUP')
-  t.equal(count(m.mnt, 'GETATTR'), getattrs, 'and no GETATTR')
+  // the next ones. All are the kernel's requests (it never caches a FUSE getxattr). A cached path
+  // costs no request at all. A measurement during which another test file dropped the kernel's
+  // dentries and inodes (they run two at a time) is discarded and made again: the kernel then
+  // looks the file up again, under a nodeid new to the channel.
+  const byChannel = (): number => strataStats<Stats>(m.mnt).servedBy.binding?.getxattr ?? 0
+  const measure = (): number[] => {
+    fs.lstatSync(motd)
+    t.equal(py(GETX, motd, 'user.none', '1').status, 0, 'a getxattr of an absent name')
+    const r0 = requests(m.mnt)
+    const [js0, channel0] = [jsOpCount(m.mnt, 'getxattr'), byChannel()]
+    t.equal(py(GETX, motd, 'user.none', '25').status, 0, 'and 25 more')
+    const r1 = requests(m.mnt)
+    const [js1, channel1] = [jsOpCount(m.mnt, 'getxattr'), byChannel()]
+    for (let i = 0; i < 100; i++) fs.lstatSync(motd)
+    const r2 = requests(m.mnt)
+    const delta = (a: Record<string, Req>, b: Record<string, Req>, op: string): number => (b[op]?.count ?? 0) - (a[op]?.count ?? 0)
+    return [delta(r0, r1, 'GETXATTR'), channel1 - channel0, js1 - js0, (r1.GETXATTR?.errors.ENODATA ?? 0) - (r0.GETXATTR?.errors.ENODATA ?? 0),
+      delta(r1, r2, 'LOOKUP'), delta(r1, r2, 'GETATTR')]
+  }
+  let seen: number[] | null = null
+  for (let attempt = 1; attempt <= 3 && seen === null; attempt++) {
+    const drops = dentryDrops()
+    const measured = measure()
+    if (dentryDrops() === drops) seen = measured
+    else t.comment(`attempt ${attempt}: the kernel's dentries were dropped meanwhile; measuring again`)
+  }
+  if (seen === null) {
+    t.fail('every attempt was disturbed by a dentry drop elsewhere')
+    return
+  }
+  const [getxattrs, channel, js, enodata, lookups, getattrs] = seen as [number, number, number, number, number, number]
+  t.equal(getxattrs, 25, '25 getxattrs: 25 GETXATTR requests counted')
+  t.equal(channel, 25, 'the channel answered each')
+  t.equal(js, 0, 'none reached JS')
+  t.equal(enodata, 25, 'each answered ENODATA')
+  t.equal(lookups, 0, '100 lstats of a cached path: no LOOKUP')
+  t.equal(getattrs, 0, 'and no GETATTR')
 
   // changes JS makes: one request each
   const mkdirs = count(m.mnt, 'MKDIR')
