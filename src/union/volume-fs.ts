@@ -59,6 +59,11 @@ export class VolumeFs {
     return { uid: caller.uid, gid: (pst[ST.mode]! & host.S_ISGID) ? pst[ST.gid]! : caller.gid }
   }
 
+  /** The mode `abs` is made with: the caller's umask applies unless its directory has a default ACL. */
+  private createMode(abs: string, mode: number, caller: Caller): number {
+    return createMode(parentOf(abs), mode, caller.umask ?? 0).mode
+  }
+
   stat(sub: string): TaggedStat {
     const st = host.lstat(this.abs(sub))
     return { st, tag: this.tag, mergedDir: false, stable: false }
@@ -106,7 +111,7 @@ export class VolumeFs {
     this.writable(sub)
     const own = this.owner(sub, caller)
     const abs = this.abs(sub)
-    const fd = createFile(abs, flags, createMode(parentOf(abs), mode, caller.umask ?? 0).mode, own.uid, own.gid)
+    const fd = createFile(abs, flags, this.createMode(abs, mode, caller), own.uid, own.gid)
     return this.handles.add(fd, rel, (flags & O_ACCMODE) !== 0, true, -1, this.index)
   }
 
@@ -114,7 +119,7 @@ export class VolumeFs {
     this.writable(sub)
     const own = this.owner(sub, caller)
     const abs = this.abs(sub)
-    host.mkdir(abs, createMode(parentOf(abs), mode, caller.umask ?? 0).mode & 0o7777)
+    host.mkdir(abs, this.createMode(abs, mode, caller) & 0o7777)
     host.lchown(abs, own.uid, own.gid)
   }
 
@@ -122,7 +127,7 @@ export class VolumeFs {
     this.writable(sub)
     const own = this.owner(sub, caller)
     const abs = this.abs(sub)
-    const made = createMode(parentOf(abs), mode, caller.umask ?? 0).mode
+    const made = this.createMode(abs, mode, caller)
     host.mknod(abs, host.fileType(made) === 0 ? made | host.S_IFREG : made, rdev)
     host.lchown(abs, own.uid, own.gid)
   }

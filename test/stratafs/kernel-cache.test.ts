@@ -11,7 +11,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import t from 'tap'
 import { mountUnion, strataStats } from '../helpers/mounts'
 import { tempDir } from '../helpers/tmp'
-import { dentryDrops, jsOpCount, lowersUnchanged, makeDirs, mountDirs, py, runStratafs, unmountLater } from './util'
+import { jsOpCount, lowersUnchanged, makeDirs, mountDirs, py, runStratafs, undisturbed, unmountLater } from './util'
 
 const UPPER_TAG = 1n << 48n
 
@@ -36,23 +36,16 @@ t.test('a cached path and a known-absent xattr cost no request', async (t) => {
   const m = await mountDirs(t, d)
   // A measurement during which another test file dropped the kernel's dentries (they run two at a
   // time) is made again: the kernel then looks the file up anew, under a nodeid new to the daemon.
-  let seen: [number, number, string[]] | null = null
-  for (let attempt = 1; attempt <= 3 && seen === null; attempt++) {
-    const drops = dentryDrops()
+  const seen = await undisturbed(t, (): [number, number, string[]] => {
     fs.lstatSync(`${m.mnt}/etc/motd`)
     t.equal(getx(`${m.mnt}/etc/motd`, 'user.none'), 'ENODATA')
     const getattrs = opCount(m.mnt, 'getattr')
     const getxattrs = jsOpCount(m.mnt, 'getxattr')
     for (let i = 0; i < 100; i++) fs.lstatSync(`${m.mnt}/etc/motd`)
     const answers = Array.from({ length: 20 }, () => getx(`${m.mnt}/etc/motd`, 'user.none'))
-    const measured: [number, number, string[]] = [opCount(m.mnt, 'getattr') - getattrs, jsOpCount(m.mnt, 'getxattr') - getxattrs, answers]
-    if (dentryDrops() === drops) seen = measured
-    else t.comment(`attempt ${attempt}: the kernel's dentries were dropped meanwhile; measuring again`)
-  }
-  if (seen === null) {
-    t.fail('every attempt was disturbed by a dentry drop elsewhere')
-    return
-  }
+    return [opCount(m.mnt, 'getattr') - getattrs, jsOpCount(m.mnt, 'getxattr') - getxattrs, answers]
+  })
+  if (seen === null) return
   t.same(seen[2], Array(20).fill('ENODATA'), '20 getxattrs: still absent')
   t.equal(seen[0], 0, '100 lstats of a cached path: no getattr reached the daemon')
   t.equal(seen[1], 0, '20 getxattrs of a known-absent name: none reached the daemon')

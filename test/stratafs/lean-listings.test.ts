@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process'
 import t, { type Test } from 'tap'
 import { native } from '../../src/native'
 import { mountUnion, strataStats } from '../helpers/mounts'
-import { dentryDrops, lowersUnchanged, makeDirs, py } from './util'
+import { lowersUnchanged, makeDirs, py, undisturbed } from './util'
 
 interface Stats {
   ops: Record<string, { count: number }>
@@ -116,17 +116,8 @@ t.test('lean listings: names, types and d_ino as kernel overlayfs, before and af
 t.test('lean listings: a walker gets lean ones, a lookup upgrades, the looker then gets full ones', async (t) => {
   // Counts of lookups reaching the daemon; a measurement during which another test file dropped
   // the kernel's dentries (they run two at a time) is discarded and made again on a fresh mount.
-  let seen: Measured | null = null
-  for (let attempt = 1; attempt <= 3 && seen === null; attempt++) {
-    const drops = dentryDrops()
-    const measured = await measurePolicy(t)
-    if (dentryDrops() === drops) seen = measured
-    else t.comment(`attempt ${attempt}: the kernel's dentries were dropped meanwhile; measuring again`)
-  }
-  if (seen === null) {
-    t.fail('every attempt was disturbed by a dentry drop elsewhere')
-    return
-  }
+  const seen = await undisturbed(t, () => measurePolicy(t))
+  if (seen === null) return
   const { s0, s1, s2, s3, s4, s5, sizes, last, ls } = seen
   t.same([s1.made - s0.made, s1.getattr - s0.getattr], [0, 0], `a process's first listing is full: none of its ${sizes.a} lookups reached JS`)
   t.equal(s2.made - s1.made, 1, 'its listing of another directory is lean')

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs'
 import t from 'tap'
 import { strataStats } from '../helpers/mounts'
-import { dentryDrops, jsOpCount, lowersUnchanged, makeDirs, mountDirs, py } from './util'
+import { jsOpCount, lowersUnchanged, makeDirs, mountDirs, py, undisturbed } from './util'
 
 interface Req { count: number, answered: number, meanUs: number, errors: Record<string, number>, latencyUsLog2: number[] }
 interface Stats { requests: Record<string, Req>, servedBy: Record<string, Record<string, number>> }
@@ -44,17 +44,8 @@ t.test('requests: each of the kernel\'s, by opcode, whoever answered it', async 
     return [delta(r0, r1, 'GETXATTR'), channel1 - channel0, js1 - js0, (r1.GETXATTR?.errors.ENODATA ?? 0) - (r0.GETXATTR?.errors.ENODATA ?? 0),
       delta(r1, r2, 'LOOKUP'), delta(r1, r2, 'GETATTR')]
   }
-  let seen: number[] | null = null
-  for (let attempt = 1; attempt <= 3 && seen === null; attempt++) {
-    const drops = dentryDrops()
-    const measured = measure()
-    if (dentryDrops() === drops) seen = measured
-    else t.comment(`attempt ${attempt}: the kernel's dentries were dropped meanwhile; measuring again`)
-  }
-  if (seen === null) {
-    t.fail('every attempt was disturbed by a dentry drop elsewhere')
-    return
-  }
+  const seen = await undisturbed(t, measure)
+  if (seen === null) return
   const [getxattrs, channel, js, enodata, lookups, getattrs] = seen as [number, number, number, number, number, number]
   t.equal(getxattrs, 25, '25 getxattrs: 25 GETXATTR requests counted')
   t.equal(channel, 25, 'the channel answered each')

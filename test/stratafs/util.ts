@@ -167,6 +167,22 @@ export function dentryDrops(): number {
   return m ? Number(m[1]) : 0
 }
 
+/**
+ * Runs `measure` until no test file dropped the kernel's dentries while it ran (at most
+ * `attempts` times): a drop makes the kernel look entries up again, so counts of requests grow for
+ * reasons of their own. null, and a failed assertion, if every attempt was disturbed.
+ */
+export async function undisturbed<T>(t: Test, measure: () => T | Promise<T>, attempts = 3): Promise<T | null> {
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    const drops = dentryDrops()
+    const measured = await measure()
+    if (dentryDrops() === drops) return measured
+    t.comment(`attempt ${attempt}: the kernel's dentries were dropped meanwhile; measuring again`)
+  }
+  t.fail('every attempt was disturbed by a dentry drop elsewhere')
+  return null
+}
+
 /** As dentryDrops, counting drops of the page cache (`drop_caches` 1 or 3) too: for tests that count READs. */
 export function cacheDrops(): number {
   const vmstat = fs.readFileSync('/proc/vmstat', 'utf8')
