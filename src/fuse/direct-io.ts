@@ -61,7 +61,7 @@ const errnoNames = new Map<number, string>(Object.entries(os.constants.errno).ma
 /** The name of a positive errno the binding counted. */
 export const errnoName = (n: number): string => errnoNames.get(n) ?? `errno ${n}`
 
-function opStats(op: 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8): OpStats {
+function opStats(op: 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9): OpStats {
   const raw = fdio.fuse_native_strata_fdio_counters(op)
   const s = new OpStats()
   s.count = raw[0]!
@@ -77,11 +77,13 @@ function opStats(op: 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8): OpStats {
  * chmod, chown and utimens at once, as the kernel sends them); JS counts the ops libfuse splits one
  * into. Its getattrs are those of files open for writing (an fstat of the handle's fd); its unlinks
  * those of lower names (src/fuse/binding-unlinks.ts); its readdirs those of listings built ahead
- * (src/fuse/binding-listings.ts); its creates those of src/fuse/binding-creates.ts.
+ * (src/fuse/binding-listings.ts); its creates those of src/fuse/binding-creates.ts; its getxattrs
+ * and listxattrs those its table of absent xattrs answers; its setxattrs those of files open for
+ * writing (an fsetxattr on the handle's fd; not trusted.overlay.* or security.capability).
  */
 export function bindingIoStats(): Map<string, OpStats> {
   return new Map([['read', opStats(0)], ['write', opStats(1)], ['setattr', opStats(2)], ['getattr', opStats(3)], ['unlink', opStats(4)], ['readdir', opStats(5)],
-    ['create', opStats(6)], ['getxattr', opStats(7)], ['listxattr', opStats(8)], ...bindingOpenStats()])
+    ['create', opStats(6)], ['getxattr', opStats(7)], ['listxattr', opStats(8)], ['setxattr', opStats(9)], ...bindingOpenStats()])
 }
 
 type RopenBinding = {
