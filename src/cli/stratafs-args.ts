@@ -35,6 +35,8 @@ export interface StratafsArgs {
   passthrough: boolean
   /** requests come over io_uring (a queue per CPU) where the kernel offers it */
   uring: boolean
+  /** answers over io_uring committed at idle CPU priority: null measures at mount which pays */
+  uringIdle: boolean | null
   /** mount flag words passed on to libfuse (dev, suid, ...) */
   mountFlags: string[]
   /** data volumes: host dir SOURCE served at DEST inside the merged view (strata's own option) */
@@ -97,7 +99,7 @@ export function splitLowerdir(v: string): string[] {
 export function parseArgs(argv: string[]): StratafsArgs {
   const a: StratafsArgs = {
     source: null, mountpoint: '', lowers: [], upper: null, work: null, foreground: false, debug: false,
-    logLevel: null, logFile: null, readOnly: false, fsync: true, maxNodes: DEFAULT_MAX_NODES, spinUs: DEFAULT_SPIN_US, passthrough: true, uring: true, mountFlags: [], volumes: [], ignored: [], help: false, version: false,
+    logLevel: null, logFile: null, readOnly: false, fsync: true, maxNodes: DEFAULT_MAX_NODES, spinUs: DEFAULT_SPIN_US, passthrough: true, uring: true, uringIdle: null, mountFlags: [], volumes: [], ignored: [], help: false, version: false,
   }
   const positional: string[] = []
   const optionStrings: string[] = []
@@ -176,6 +178,10 @@ function applyOption(a: StratafsArgs, item: string): void {
       if (val !== '0' && val !== '1') throw new UsageError(`uring takes 0 or 1, not "${val ?? ''}"`)
       a.uring = val === '1'
       return
+    case 'uring_idle':
+      if (val !== '0' && val !== '1' && val !== 'auto') throw new UsageError(`uring_idle takes 0, 1 or auto, not "${val ?? ''}"`)
+      a.uringIdle = val === 'auto' ? null : val === '1'
+      return
   }
   if (key === 'remount') {
     throw new UsageError('remount is not supported: unmount (fusermount3 -u MNT) and mount again, with -o ro for a read-only view; the upper keeps every change')
@@ -228,6 +234,9 @@ options:
   uring=0            take requests from /dev/fuse only (default 1: FUSE over io_uring, one queue
                      per CPU, when the kernel offers it: Linux 6.14+ with the fuse module
                      parameter enable_uring=Y)
+  uring_idle=0|1     over io_uring, commit each answer at idle CPU priority so that its caller
+                     wakes on the same CPU (1), or not (0); default auto: measured at mount (it
+                     pays where waking an idle vCPU is slow, and costs ~5 us a request elsewhere)
   dev,suid,...       mount flag words are passed on; defaults are dev,suid
   -f                 stay in the foreground;  -d  debug output (implies -f)
   --log-level L      trace|debug|info|warn|error (default warn, or $STRATA_LOG)

@@ -120,7 +120,7 @@ async function serve(args: StratafsArgs, config: ResolvedConfig, report: (r: Rep
   if (!flags.includes('nosuid') && !flags.includes('suid')) flags.push('suid')
   const mount = mountFuse(config.mountpoint, (onInit) => makeHandlers(router, log, onInit), {
     fsname: args.source ?? 'stratafs', readOnly, extra: flags, debug: args.debug, hasVolumes: config.volumes.length > 0,
-    maxNodes: args.maxNodes, spinUs: args.spinUs, passthrough: args.passthrough, uring: args.uring,
+    maxNodes: args.maxNodes, spinUs: args.spinUs, passthrough: args.passthrough, uring: args.uring, uringIdle: args.uringIdle,
   })
   let exiting = false
   mount.onExit(() => {

@@ -91,11 +91,16 @@ export interface FuseMountOptions {
    * (strata_uring.h in the patch). FORGETs and INTERRUPTs still come through /dev/fuse.
    */
   uring: boolean
+  /**
+   * over io_uring, commit each answer at idle CPU priority (its caller then wakes on the same CPU)
+   * or not; null: the binding measures at mount which is faster here (strata_handoff.h)
+   */
+  uringIdle?: boolean | null
 }
 
 type NodeBinding = {
-  fuse_native_strata_uring(on: number): void
-  fuse_native_strata_uring_counters(): [number, number, number, number]
+  fuse_native_strata_uring(on: number, idle: number): void
+  fuse_native_strata_uring_counters(): [number, number, number, number, number, number, number]
   fuse_native_strata_spin(jsNs: number, workerNs: number): void
   fuse_native_strata_max_nodes(max: number): number
   fuse_native_strata_kernel_nodes(): [number, number, number]
@@ -111,14 +116,26 @@ export interface KernelNodes {
   pruneRefused: boolean
 }
 
-/**
- * Requests the kernel sent over io_uring, the binding's threads serving its queues (0: /dev/fuse
- * only), answers committed at idle priority (the caller then wakes on its own CPU), and how often
- * a thread left at idle priority was put back to normal (strata_uring.h).
- */
-export function uringStats(): { requests: number, threads: number, yielded: number, rescued: number } {
-  const [requests, threads, rescued, yielded] = nodeBinding.fuse_native_strata_uring_counters()
-  return { requests, threads, yielded, rescued }
+export interface UringStats {
+  /** requests the kernel sent over io_uring */
+  requests: number
+  /** the binding's threads serving its queues (0: /dev/fuse only) */
+  threads: number
+  /** answers committed at idle priority (the caller then wakes on its own CPU) */
+  yielded: number
+  /** times a thread left at idle priority was put back to normal */
+  rescued: number
+  /**
+   * Whether answers are committed at idle priority here, as the probe at mount chose
+   * (strata_handoff.h): its mean round trip, in µs, each way (0: it did not run).
+   */
+  handoff: { idle: boolean, plainUs: number, idleUs: number }
+}
+
+/** io_uring's counters and the hand-off the binding uses (strata_uring.h). */
+export function uringStats(): UringStats {
+  const [requests, threads, rescued, yielded, idle, plainNs, idleNs] = nodeBinding.fuse_native_strata_uring_counters()
+  return { requests, threads, yielded, rescued, handoff: { idle: idle === 1, plainUs: plainNs / 1000, idleUs: idleNs / 1000 } }
 }
 
 export function kernelNodes(): KernelNodes {
@@ -173,7 +190,7 @@ export function mountFuse(mnt: string, table: (onInit: () => void) => HandlerTab
   binding.fuse_native_strata_new_dir_negatives(negativeTimeoutSec(opts) * 1000)
   binding.fuse_native_strata_keep_listings(opts.hasVolumes ? 0 : 1)
   binding.fuse_native_strata_passthrough(opts.passthrough ? 1 : 0)
-  nodeBinding.fuse_native_strata_uring(opts.uring ? 1 : 0)
+  nodeBinding.fuse_native_strata_uring(opts.uring ? 1 : 0, opts.uringIdle === true ? 1 : opts.uringIdle === false ? 0 : -1)
   const spinNs = os.availableParallelism() > 1 ? opts.spinUs * 1000 : 0
   nodeBinding.fuse_native_strata_spin(spinNs, spinNs / 2)
   if (nodeBinding.fuse_native_strata_max_nodes(opts.maxNodes) < 0) throw new Error('out of memory for the max_nodes table')

@@ -133,6 +133,7 @@ t.test('refusals: one line naming the path and the reason, nothing mounted', asy
     ['spin_us not a number', ['-o', `lowerdir=${L},spin_us=fast`, d.mnt], /spin_us takes microseconds from 0 to 10000, not "fast"/, 2],
     ['spin_us too long', ['-o', `lowerdir=${L},spin_us=20000`, d.mnt], /spin_us takes microseconds from 0 to 10000, not "20000"/, 2],
     ['passthrough not 0 or 1', ['-o', `lowerdir=${L},passthrough=yes`, d.mnt], /passthrough takes 0 or 1, not "yes"/, 2],
+    ['uring_idle not 0, 1 or auto', ['-o', `lowerdir=${L},uring_idle=2`, d.mnt], /uring_idle takes 0, 1 or auto, not "2"/, 2],
     ['no mountpoint', ['-o', `lowerdir=${L}`], /no mountpoint/, 2],
     ['unsupported id mapping', ['-o', `lowerdir=${L},uidmapping=0:100000:65536`, d.mnt], /uidmapping is not supported/, 2],
     ['remount', ['mysrc', d.mnt, '-o', `remount,ro,lowerdir=${L}`], /remount is not supported: unmount .* and mount again/, 2],

@@ -3,8 +3,9 @@
  * parameter enable_uring=Y, which scripts/install-deps.sh sets): requests come through one queue
  * per CPU, served by binding threads pinned to it. Through real mounts: the same script gives
  * kernel overlayfs's observations with io_uring and with `uring=0`; the requests really came over
- * io_uring (and none with uring=0), their answers committed at idle CPU priority, which no thread
- * keeps while it waits for JS or for a request; and the daemon ends with its mount.
+ * io_uring (and none with uring=0), their answers committed at idle CPU priority where the probe at
+ * mount found that faster or `uring_idle=1` says so (and never with `uring_idle=0`), which no
+ * thread keeps while it waits for JS or for a request; and the daemon ends with its mount.
  */
 import { spawn } from 'node:child_process'
 import * as fs from 'node:fs'
@@ -15,7 +16,8 @@ import { lowersUnchanged, makeDirs, observe } from './util'
 const PARAM = '/sys/module/fuse/parameters/enable_uring'
 const PER_QUEUE = 8 // STRATA_URING_PER_QUEUE
 
-interface Stats { pid: number, uring?: { requests: number, threads: number, yielded?: number, rescued?: number } }
+interface Handoff { idle: boolean, plainUs: number, idleUs: number }
+interface Stats { pid: number, uring?: { requests: number, threads: number, yielded?: number, rescued?: number, handoff?: Handoff } }
 
 /** The kernel's queue count: one per possible CPU (the highest index, plus one). */
 function possibleCpus(): number {
@@ -63,12 +65,15 @@ const unavailable = uringAvailable()
 // a kernel without it: skipped, and said so; a kernel with it switched off: a failure (below)
 const skip = unavailable?.includes('missing') ? `FUSE over io_uring: ${unavailable}` : false
 
-t.test('the same observations as kernel overlayfs, over io_uring and with uring=0', { skip }, async (t) => {
+t.test('the same observations as kernel overlayfs, over io_uring (either hand-off) and with uring=0', { skip }, async (t) => {
   // scripts/install-deps.sh sets the parameter; anywhere else it is the machine's choice
   if (unavailable) t.fail(`${unavailable}: scripts/install-deps.sh sets it to Y (echo Y > ${PARAM})`)
   const results: Record<string, unknown> = {}
   const stats: Record<string, Stats> = {}
-  for (const [label, target, options] of [['kernel', 'kernel', []], ['uring', 'stratafs', []], ['dev', 'stratafs', ['uring=0']]] as const) {
+  const handoff: Record<string, Handoff | undefined> = {}
+  const runs = [['kernel', 'kernel', []], ['uring', 'stratafs', []], ['idle', 'stratafs', ['uring_idle=1']], ['plain', 'stratafs', ['uring_idle=0']],
+    ['dev', 'stratafs', ['uring=0']]] as const
+  for (const [label, target, options] of runs) {
     const d = makeDirs(t)
     lowersUnchanged(t, d.lowers)
     const m = await mountUnion(t, target, { ...d, options: [...options] })
@@ -78,25 +83,37 @@ t.test('the same observations as kernel overlayfs, over io_uring and with uring=
       const after = strataStats<Stats>(m.mnt)
       const delta = (k: 'requests' | 'yielded'): number => (after.uring?.[k] ?? 0) - (before.uring?.[k] ?? 0)
       stats[label] = { pid: after.pid, uring: { requests: delta('requests'), threads: after.uring?.threads ?? 0, yielded: delta('yielded') } }
+      handoff[label] = after.uring?.handoff
     }
     await m.unmount()
     t.notOk(m.daemonLingered(), `${label}: the daemon ended with its mount`)
   }
   t.equal((results.kernel as unknown[]).length, 10, 'every step observed')
-  t.same(results.uring, results.kernel, 'over io_uring: every observation as on kernel overlayfs')
-  t.same(results.dev, results.kernel, 'uring=0: every observation as on kernel overlayfs')
-  const u = stats.uring?.uring
-  t.equal(u?.threads, possibleCpus() * PER_QUEUE, `${PER_QUEUE} threads per CPU queue (${JSON.stringify(u)})`)
-  // 500 getxattrs alone, each a request (the kernel keeps no xattrs of a FUSE file)
-  t.ok((u?.requests ?? 0) >= 500, `the script's requests came over io_uring (${u?.requests})`)
-  // answered at idle priority, so that the caller wakes on its own CPU (strata_uring_reply)
-  t.ok((u?.yielded ?? 0) >= 500, `their answers were committed at SCHED_IDLE (${u?.yielded})`)
+  for (const label of ['uring', 'idle', 'plain', 'dev']) t.same(results[label], results.kernel, `${label}: every observation as on kernel overlayfs`)
+  for (const label of ['uring', 'idle', 'plain']) {
+    const u = stats[label]?.uring
+    t.equal(u?.threads, possibleCpus() * PER_QUEUE, `${label}: ${PER_QUEUE} threads per CPU queue (${JSON.stringify(u)})`)
+    // 500 getxattrs alone, each a request (the kernel keeps no xattrs of a FUSE file)
+    t.ok((u?.requests ?? 0) >= 500, `${label}: the script's requests came over io_uring (${u?.requests})`)
+  }
+  // the probe at mount measured both hand-offs and chose (strata_handoff.h); told, it does not run
+  const auto = handoff.uring
+  t.ok(auto !== undefined && auto.plainUs > 0 && auto.idleUs > 0, `the probe measured both ways (${JSON.stringify(auto)})`)
+  t.equal(auto?.idle, auto !== undefined && auto.idleUs * 10 < auto.plainUs * 9, 'and committed at idle priority only if that was a tenth faster or more')
+  t.same([handoff.idle, handoff.plain], [{ idle: true, plainUs: 0, idleUs: 0 }, { idle: false, plainUs: 0, idleUs: 0 }], 'uring_idle=1 and =0: as told, no probe')
+  // committed at idle priority (so that the caller wakes on its own CPU) exactly where chosen
+  const yielded = (label: string): number => stats[label]?.uring?.yielded ?? -1
+  if (auto?.idle) t.ok(yielded('uring') >= 500, `auto, idle chosen: the answers were committed at SCHED_IDLE (${yielded('uring')})`)
+  else t.equal(yielded('uring'), 0, 'auto, plain chosen: no answer committed at SCHED_IDLE')
+  t.ok(yielded('idle') >= 500, `uring_idle=1: the answers were committed at SCHED_IDLE (${yielded('idle')})`)
+  t.equal(yielded('plain'), 0, 'uring_idle=0: none was')
   t.same(stats.dev?.uring, { requests: 0, threads: 0, yielded: 0 }, 'uring=0: nothing over io_uring')
 })
 
 t.test('entry threads are at idle CPU priority only around a commit: never waiting for JS or for a request', { skip }, async (t) => {
   // Entry threads commit an answer at SCHED_IDLE (so the caller wakes on their CPU) and are
-  // SCHED_OTHER again before they wait or serve. Copy-ups of 64 MiB files keep one waiting for JS.
+  // SCHED_OTHER again before they wait or serve (told to, whatever the probe would find). Copy-ups
+  // of 64 MiB files keep one waiting for JS.
   const d = makeDirs(t)
   const [, bottom] = d.lowers as [string, string]
   const block = Buffer.alloc(1 << 20, 7)
@@ -105,7 +122,7 @@ t.test('entry threads are at idle CPU priority only around a commit: never waiti
     for (let j = 0; j < 64; j++) fs.writeSync(fd, block)
     fs.closeSync(fd)
   }
-  const m = await mountUnion(t, 'stratafs', d)
+  const m = await mountUnion(t, 'stratafs', { ...d, options: ['uring_idle=1'] })
   const { pid } = strataStats<Stats>(m.mnt)
   // state and policy from one read of stat: a thread in its commit runs (R) at SCHED_IDLE; one that
   // sleeps there (S, D: waiting for JS or for a request) must not be at SCHED_IDLE
@@ -167,6 +184,7 @@ t.test('a daemon that cannot leave SCHED_IDLE again takes its requests from /dev
   t.equal(capEff & (1n << 23n), 0n, 'the daemon runs without CAP_SYS_NICE')
   fs.writeFileSync(`${m.mnt}/etc/new`, 'new\n')
   t.equal(fs.readFileSync(`${m.mnt}/etc/new`, 'utf8'), 'new\n', 'the mount serves')
-  t.same(strataStats<Stats>(m.mnt).uring, { requests: 0, threads: 0, yielded: 0, rescued: 0 }, 'nothing over io_uring')
+  t.same(strataStats<Stats>(m.mnt).uring, { requests: 0, threads: 0, yielded: 0, rescued: 0, handoff: { idle: false, plainUs: 0, idleUs: 0 } },
+    'nothing over io_uring (and no hand-off measured)')
   await m.unmount()
 })

@@ -10,7 +10,7 @@ interface Stats {
   pid: number, uptimeSec: number, openHandles: number, memory: { rss: number }, kernelNodes?: { held: number, max: number, pruned: number, pruneRefused: boolean },
   ops: Record<string, OpStat>, servedBy?: Record<string, Record<string, number>>, copyUps: { count: number, bytes: number }, nodeCache: { hits: number, misses: number },
   passthrough?: { opens: number, backingFiles: number, refused: number }
-  uring?: { requests: number, threads: number, yielded: number, rescued: number }
+  uring?: { requests: number, threads: number, yielded: number, rescued: number, handoff?: { idle: boolean, plainUs: number, idleUs: number } }
   listingCache?: { hits: number }, dirPrefetch?: { dirs: number, entries: number, namesOnly?: number }, leanListings?: { made: number, upgraded: number }
   readAhead?: { dirs: number, allEntries: number, statted: number, ms: number, dropped: number, pending: number }
   listAhead?: { built: number, served: number, dropped: number }
@@ -43,6 +43,10 @@ export function statsCommand(): Command {
       if (s.uring) {
         const u = s.uring
         out(u.threads > 0 ? `io_uring: ${u.requests} requests over ${u.threads} threads (one queue per CPU; the rest came through /dev/fuse), ${u.rescued} idle threads rescued` : 'io_uring: off (requests come through /dev/fuse)')
+        const h = u.handoff
+        if (u.threads > 0 && h && h.plainUs > 0) {
+          out(`answers committed at idle priority: ${h.idle ? 'yes' : 'no'} (probe at mount: ${h.plainUs.toFixed(1)} µs a round trip plain, ${h.idleUs.toFixed(1)} µs at idle priority)`)
+        }
       }
       out(`copy-ups ${s.copyUps.count} (${(s.copyUps.bytes / 2 ** 20).toFixed(1)} MiB), node cache ${s.nodeCache.hits} hits / ${s.nodeCache.misses} misses`)
       if (s.dirPrefetch) out(`listings served again ${s.listingCache?.hits ?? 0}; directories looked into without a listing, handed to the binding ${s.dirPrefetch.dirs} (${s.dirPrefetch.entries} entries), their names alone ${s.dirPrefetch.namesOnly ?? 0} (for lookups of names they lack)`)
