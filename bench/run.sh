@@ -48,6 +48,11 @@ unmount_image() {
 }
 if [ "${BENCH_HOSTFS:-0}" != 1 ]; then
   IMAGE=${FIX%/}.ext4
+  # mounted twice (through two loop devices) an ext4 corrupts itself: never attach one in use
+  if mountpoint -q "$FIX" || [ -n "$(losetup -j "$IMAGE" 2>/dev/null)" ]; then
+    echo "bench: $IMAGE is attached or $FIX mounted already (another bench, or one that did not end): unmount it first" >&2
+    exit 1
+  fi
   if [ ! -f "$IMAGE" ]; then
     # 2M inodes: the 1M-entry walk, the other fixtures and every run's copies fit with room to spare
     # inode tables and journal written now: lazy init would write them during the measurements
