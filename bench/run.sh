@@ -14,10 +14,11 @@
 #                           fresh ext4 image (see below)
 #
 # Fixtures, uppers and work dirs live on an ext4 filesystem made for the run (a sparse image file on
-# a loop device, direct I/O so pages are cached once), like a user's fresh disk. On a long-used host
-# filesystem the cost of creating a file depends on where the inode allocator lands: on this VM's
-# root ext4, 1,000 creates took 23 ms in one new directory and 760 ms in another, so targets given
-# different run directories were not measured alike (untar, cp -a, chmod and append create files).
+# a loop device, direct I/O so pages are cached once), like a container store on a user's disk. On
+# this VM's root ext4 (no journal) every create passes over the inodes freed lately, so its cost
+# depends on what ran before nearby: 1,000 creates took 23 ms in one new directory and 760 ms in
+# another, and targets given different run directories were not measured alike (untar, cp -a,
+# chmod and append create files).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
