@@ -51,7 +51,7 @@ if [ "${BENCH_HOSTFS:-0}" != 1 ]; then
   IMAGE=${FIX%/}.ext4
   # mounted twice (through two loop devices) an ext4 corrupts itself: never attach one in use
   if mountpoint -q "$FIX" || [ -n "$(losetup -j "$IMAGE" 2>/dev/null)" ]; then
-    echo "bench: $IMAGE is attached or $FIX mounted already (another bench, or one that did not end): unmount it first" >&2
+    echo "bench: $IMAGE is attached or $FIX mounted already (another bench, or one that did not end): unmount it first, or set BENCH_HOSTFS=1 to measure on what is mounted there" >&2
     exit 1
   fi
   if [ ! -f "$IMAGE" ]; then

@@ -7,10 +7,10 @@
  * mount found that faster or `uring_idle=1` says so (and never with `uring_idle=0`), which no
  * thread keeps while it waits for JS or for a request; and the daemon ends with its mount.
  */
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import t from 'tap'
-import { mountUnion, strataStats, stratafsBin } from '../helpers/mounts'
+import { mountUnion, strataBin, strataStats, stratafsBin } from '../helpers/mounts'
 import { lowersUnchanged, makeDirs, observe } from './util'
 
 const PARAM = '/sys/module/fuse/parameters/enable_uring'
@@ -71,6 +71,7 @@ t.test('the same observations as kernel overlayfs, over io_uring (either hand-of
   const results: Record<string, unknown> = {}
   const stats: Record<string, Stats> = {}
   const handoff: Record<string, Handoff | undefined> = {}
+  const said: Record<string, string | undefined> = {} // what \`strata stats\` prints of it
   const runs = [['kernel', 'kernel', []], ['uring', 'stratafs', []], ['idle', 'stratafs', ['uring_idle=1']], ['plain', 'stratafs', ['uring_idle=0']],
     ['dev', 'stratafs', ['uring=0']]] as const
   for (const [label, target, options] of runs) {
@@ -84,6 +85,7 @@ t.test('the same observations as kernel overlayfs, over io_uring (either hand-of
       const delta = (k: 'requests' | 'yielded'): number => (after.uring?.[k] ?? 0) - (before.uring?.[k] ?? 0)
       stats[label] = { pid: after.pid, uring: { requests: delta('requests'), threads: after.uring?.threads ?? 0, yielded: delta('yielded') } }
       handoff[label] = after.uring?.handoff
+      said[label] = /^answers committed at idle priority: .*$/m.exec(spawnSync(strataBin(), ['stats', m.mnt], { encoding: 'utf8' }).stdout)?.[0]
     }
     await m.unmount()
     t.notOk(m.daemonLingered(), `${label}: the daemon ended with its mount`)
@@ -101,6 +103,9 @@ t.test('the same observations as kernel overlayfs, over io_uring (either hand-of
   t.ok(auto !== undefined && auto.plainUs > 0 && auto.idleUs > 0, `the probe measured both ways (${JSON.stringify(auto)})`)
   t.equal(auto?.idle, auto !== undefined && auto.idleUs * 10 < auto.plainUs * 9, 'and committed at idle priority only if that was a tenth faster or more')
   t.same([handoff.idle, handoff.plain], [{ idle: true, plainUs: 0, idleUs: 0 }, { idle: false, plainUs: 0, idleUs: 0 }], 'uring_idle=1 and =0: as told, no probe')
+  t.match(said.uring, new RegExp(`^answers committed at idle priority: ${auto?.idle ? 'yes' : 'no'} \\(probe at mount: [0-9.]+ µs a round trip plain, [0-9.]+ µs at idle priority\\)$`), 'strata stats says what the probe chose')
+  t.same([said.idle, said.plain, said.dev], ['answers committed at idle priority: yes (as uring_idle= says)', 'answers committed at idle priority: no (as uring_idle= says)', undefined],
+    'and what uring_idle= told it (nothing without io_uring)')
   // committed at idle priority (so that the caller wakes on its own CPU) exactly where chosen
   const yielded = (label: string): number => stats[label]?.uring?.yielded ?? -1
   if (auto?.idle) t.ok(yielded('uring') >= 500, `auto, idle chosen: the answers were committed at SCHED_IDLE (${yielded('uring')})`)

@@ -44,8 +44,9 @@ export function statsCommand(): Command {
         const u = s.uring
         out(u.threads > 0 ? `io_uring: ${u.requests} requests over ${u.threads} threads (one queue per CPU; the rest came through /dev/fuse), ${u.rescued} idle threads rescued` : 'io_uring: off (requests come through /dev/fuse)')
         const h = u.handoff
-        if (u.threads > 0 && h && h.plainUs > 0) {
-          out(`answers committed at idle priority: ${h.idle ? 'yes' : 'no'} (probe at mount: ${h.plainUs.toFixed(1)} µs a round trip plain, ${h.idleUs.toFixed(1)} µs at idle priority)`)
+        if (u.threads > 0 && h) {
+          const why = h.plainUs > 0 ? `probe at mount: ${h.plainUs.toFixed(1)} µs a round trip plain, ${h.idleUs.toFixed(1)} µs at idle priority` : 'as uring_idle= says'
+          out(`answers committed at idle priority: ${h.idle ? 'yes' : 'no'} (${why})`)
         }
       }
       out(`copy-ups ${s.copyUps.count} (${(s.copyUps.bytes / 2 ** 20).toFixed(1)} MiB), node cache ${s.nodeCache.hits} hits / ${s.nodeCache.misses} misses`)
