@@ -345,3 +345,37 @@ for d in range(3):
   }
   t.ok(createsByBinding(m.mnt) > 0, `some creates were the binding's (${createsByBinding(m.mnt)} of ${3 * files})`)
 })
+
+t.test('a file the binding created counts as open for writing: a listing made meanwhile is not kept with its old size', async (t) => {
+  // The binding serves the new file's writes and its release without JS. JS adopts the handle as a
+  // writer when it learns of the create; otherwise a listing made between two writes would be kept
+  // with the first size and, once the kernel forgot the inode, handed out again after the close.
+  const { strata, kernel, lowers } = layers(t)
+  lowersUnchanged(t, lowers)
+  const s = await mountUnion(t, 'stratafs', strata)
+  await mountUnion(t, 'kernel', kernel)
+  const program = `
+import os, subprocess, sys
+d = f'{sys.argv[1]}/w'
+os.mkdir(d)
+open(f'{d}/first', 'w').close()
+fd = os.open(f'{d}/grows', os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+os.write(fd, b'a' * 1000)
+subprocess.run(['ls', '-l', d], stdout=subprocess.DEVNULL, check=True)
+os.write(fd, b'b' * 24)
+os.close(fd)
+with open('/proc/sys/vm/drop_caches', 'w') as f: f.write('2')
+listed = [l.split()[4] for l in subprocess.run(['ls', '-ln', d], capture_output=True, text=True, check=True).stdout.splitlines() if l.endswith(' grows')]
+with open(f'{d}/grows', 'rb') as f: data = f.read()
+print(listed, os.stat(f'{d}/grows').st_size, len(data), data.endswith(b'b' * 24))
+`
+  const before = createsByBinding(s.mnt)
+  const run = (m: string): string => {
+    const r = spawnSync('python3', ['-c', program, m], { encoding: 'utf8' })
+    return r.status === 0 ? r.stdout : `exited ${r.status}: ${r.stderr}`
+  }
+  const want = run(kernel.mnt)
+  t.equal(want, "['1024'] 1024 1024 True\n", 'kernel overlayfs: the listing, stat and read after the close see both writes')
+  t.equal(run(s.mnt), want, 'stratafs: the same')
+  t.equal(createsByBinding(s.mnt) - before, 1, 'the binding made the file (the first in the new directory is JS\'s)')
+})
