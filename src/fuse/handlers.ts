@@ -15,7 +15,7 @@ import type { Router } from '../union/router'
 import { binding, opcode, signalFn as bindingSignal } from './binding'
 import { bindingFds, bindingHandles, bindingIoStats, dropSetIdBits, killPrivStats, setBindingLayers } from './direct-io'
 import { enableBindingUnlinks, takeBindingUnlinks } from './binding-unlinks'
-import { enableBindingCreates, takeBindingCreates, whileBuilding } from './binding-creates'
+import { enableBindingCreates, takeBindingCreates, takeBindingSetattrs, whileBuilding } from './binding-creates'
 import { BindingListings } from './binding-listings'
 import { toNegErrno } from './errno'
 import { requestStats } from './request-stats'
@@ -128,15 +128,17 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   }
 
   /**
-   * Names the binding unlinked, and files it created, while JS served nothing: learned before
-   * anything is served or built (whileBuilding: a listing made without knowing a created file is
-   * open for writing would hand out its attributes for keeping). A created file's handle is
-   * adopted now: it counts as a writer of its path from here on, unless it was released already.
+   * Names the binding unlinked, files it created and files whose mode, owner or times it changed,
+   * while JS served nothing: learned before anything is served or built (whileBuilding: a listing
+   * made without knowing a created file is open for writing would hand out its attributes for
+   * keeping, and the listings kept show old attributes). A created file's handle is adopted now:
+   * it counts as a writer of its path from here on, unless it was released already.
    */
   const learnFromBinding = (): void => {
     const gone = takeBindingUnlinks()
     const made = takeBindingCreates()
-    if (gone === null && made === null) return
+    const changed = takeBindingSetattrs()
+    if (gone === null && made === null && changed === 0) return
     for (const p of gone ?? []) fsys.union.removedByBinding(relFromFuse(p))
     for (const [p, fh] of made ?? []) {
       fsys.union.createdByBinding(relFromFuse(p))
