@@ -128,11 +128,12 @@ export function makeHandlers(fsys: Router, log: Logger, onInit: () => void): Han
   }
 
   /**
-   * Names the binding unlinked, files it created and files whose mode, owner or times it changed,
-   * while JS served nothing: learned before anything is served or built (whileBuilding: a listing
-   * made without knowing a created file is open for writing would hand out its attributes for
-   * keeping, and the listings kept show old attributes). A created file's handle is adopted now:
-   * it counts as a writer of its path from here on, unless it was released already.
+   * Names the binding unlinked, files it created or opened for writing, and files whose mode, owner
+   * or times it changed, while JS served nothing: learned before anything is served or built
+   * (whileBuilding: a listing made without knowing a file is open for writing would hand out its
+   * attributes for keeping, and the listings kept show old attributes). The handle of a file
+   * created or opened there is adopted now: it counts as a writer of its path from here on, unless
+   * it was released already.
    */
   const learnFromBinding = (): void => {
     const gone = takeBindingUnlinks()

@@ -613,8 +613,9 @@ export class UnionFs {
   }
 
   /**
-   * The binding created the regular file `rel` itself, in its upper directory, as create() would
-   * (while no request was with JS: src/fuse/binding-creates.ts): what is kept of the name goes.
+   * The binding created the regular file `rel` itself, in its upper directory, as create() would,
+   * or opened the upper's file there for writing, as open() would (while no request was with JS:
+   * src/fuse/binding-creates.ts): what is kept of the name goes.
    */
   createdByBinding(rel: string): void {
     this.forget(rel)
