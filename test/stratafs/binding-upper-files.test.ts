@@ -124,10 +124,13 @@ t.test('chmod, chown, utimens and opens for writing of the upper\'s files: the b
   t.match(want, /^\[\[/, 'the program ran on kernel overlayfs')
   t.same(JSON.parse(run(program, s.mnt)), JSON.parse(want), 'every step gave what kernel overlayfs gave')
   // by path, 11 by root and 2 by the other user (the lower file's and the directory's chmods are
-  // JS's), and the three touches' futimens through the handles they opened: 16
-  t.equal(byBinding(s.mnt, 'setattr') - before.setattr, 16, 'the binding did the changes')
+  // JS's), and the three touches' futimens through the handles they opened: 16, less any that
+  // met JS busy building something ahead (then JS does it)
+  const setattrs = byBinding(s.mnt, 'setattr') - before.setattr
+  t.ok(setattrs >= 12 && setattrs <= 16, `the binding did the changes (${setattrs} of 16)`)
   // append, read-write, rewrite, and the three touches (each opens the file for writing first)
-  t.equal(byBinding(s.mnt, 'open') - before.open, 6, 'and the opens for writing')
+  const opens = byBinding(s.mnt, 'open') - before.open
+  t.ok(opens >= 4 && opens <= 6, `and the opens for writing (${opens} of 6)`)
   const upper = diffSnapshots(snapshot(kernel.upper!, 'upper'), snapshot(strata.upper!, 'upper'), { ignore: ['mtime'], ignoreLinks: true }, ['kernel', 'stratafs'])
   t.same(upper, [], 'the uppers are the same, xattrs included')
 })
